@@ -1,0 +1,89 @@
+"""`inkread train`: train a model (one process, or under torchrun with DDP)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from ..features import FeatureConfig
+    from ..model import ModelConfig
+    from ..train import TrainConfig
+    p.add_argument("--train", action="append", metavar="SPEC", default=[],
+                   help="training data spec (repeat to mix; the first one's labels make the alphabet)")
+    p.add_argument("--weights", default=None, metavar="W1,W2,...",
+                   help="mixing weights of the --train specs, relative to the first (default all 1)")
+    p.add_argument("--val", metavar="SPEC", help="validation data spec (model selection, early stopping)")
+    p.add_argument("--out", metavar="DIR", help="run folder: checkpoints, metrics.csv")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
+    p.add_argument("--alphabet", help="fixed alphabet string instead of the training labels")
+    g = p.add_argument_group("model")
+    for f in dataclasses.fields(ModelConfig):
+        if f.name not in ("input_size", "num_classes"):
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    g = p.add_argument_group("features")
+    for f in dataclasses.fields(FeatureConfig):
+        if f.name in ("points_per_height", "dt_clip"):
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default)
+    g.add_argument("--slant-correction", action="store_true")
+    g = p.add_argument_group("optimisation")
+    for f in dataclasses.fields(TrainConfig):
+        kind = type(f.default)
+        if kind is bool:
+            g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false")
+        else:
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None,
+                           help=f"default {f.default}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import OptionError
+    from ..features import FeatureConfig
+    from ..model import ModelConfig
+    from ..train import TrainConfig, build_run, fit, resume_run
+    logging.getLogger("inkread").setLevel(logging.INFO)
+    if args.device not in (None, "cpu") and not _cuda_ok(args.device):
+        raise OptionError(f"--device {args.device}: no CUDA device is available here")
+    over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, None) is not None and not isinstance(f.default, bool)}
+    over.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if isinstance(f.default, bool) and getattr(args, f.name) is False})
+    _init_dist()
+    if args.resume:
+        run_, opt_state = resume_run(Path(args.resume), over)
+    else:
+        if not args.train or not args.out:
+            raise OptionError("--train SPEC and --out DIR are required (or --resume DIR)")
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.train)
+        if len(weights) != len(args.train):
+            raise OptionError(f"--weights has {len(weights)} values for {len(args.train)} --train specs")
+        mcfg = ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig)
+                              if f.name not in ("input_size", "num_classes")})
+        fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
+                             slant_correction=args.slant_correction)
+        run_ = build_run(args.train, weights, args.val, Path(args.out), mcfg, fcfg,
+                         TrainConfig(**over), args.alphabet)
+        opt_state = None
+    result = fit(run_, opt_state)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result))
+    return 0
+
+
+def _cuda_ok(device: str) -> bool:
+    import torch
+    return device.startswith("cuda") and torch.cuda.is_available()
+
+
+def _init_dist() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+
+
+COMMANDS = [("train", "train a recognition model", configure, run)]

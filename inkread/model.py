@@ -1,0 +1,152 @@
+"""The recogniser network: optional conv front end, bidirectional LSTM stack, CTC head.
+
+Each bidirectional layer runs two unidirectional ``nn.LSTM`` on a padded
+batch; the backward one sees every sequence reversed *within its own
+length*, so padding never enters its state. This keeps the speed of padded
+batches (on this CPU build, backward through ``pack_padded_sequence`` is
+about 90x slower) without letting padding leak into the reverse direction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the network; stored in every checkpoint.
+
+    Attributes:
+        input_size: features per frame (F).
+        num_classes: output classes, blank included (C).
+        hidden_size: LSTM units per direction (H).
+        num_layers: bidirectional LSTM layers.
+        dropout: dropout between layers and before the head.
+        conv_channels: width of the conv front end (0 = none).
+        subsample: time stride of the conv front end (1 = none).
+    """
+
+    input_size: int = 4
+    num_classes: int = 80
+    hidden_size: int = 128
+    num_layers: int = 3
+    dropout: float = 0.2
+    conv_channels: int = 64
+    subsample: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of a padded batch inside its own length.
+
+    Args:
+        x: (B, T, D) padded batch.
+        lengths: (B,) valid lengths.
+    Returns:
+        (B, T, D) with x[b, :L_b] reversed and the padding left in place.
+    """
+    B, T, _ = x.shape
+    t = torch.arange(T, device=x.device).unsqueeze(0).expand(B, T)
+    L = lengths.to(x.device).unsqueeze(1)
+    idx = torch.where(t < L, L - 1 - t, t)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+class BiLSTMLayer(nn.Module):
+    """One bidirectional layer: forward and length-aware reversed LSTM."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.fwd = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.bwd = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, 2H)."""
+        f, _ = self.fwd(x)
+        b, _ = self.bwd(reverse_within_length(x, lengths))
+        return torch.cat([f, reverse_within_length(b, lengths)], dim=-1)
+
+
+class InkModel(nn.Module):
+    """BiLSTM-CTC recogniser.
+
+    forward(x (B, T, F), lengths (B,)) -> (log_probs (B, T', C), out_lengths (B,)),
+    with T' = ceil(T / subsample); output frame j covers input frames
+    [j * subsample, (j + 1) * subsample).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        s = max(cfg.subsample, 1)
+        if cfg.conv_channels > 0:
+            self.front = nn.Conv1d(cfg.input_size, cfg.conv_channels, kernel_size=max(3, 2 * s - 1),
+                                   stride=s, padding=max(3, 2 * s - 1) // 2)
+            size = cfg.conv_channels
+        else:
+            self.front = None
+            size = cfg.input_size * s  # frames stacked when subsampling without conv
+        layers = []
+        for _ in range(cfg.num_layers):
+            layers.append(BiLSTMLayer(size, cfg.hidden_size))
+            size = 2 * cfg.hidden_size
+        self.layers = nn.ModuleList(layers)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(size, cfg.num_classes)
+
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        s = max(self.cfg.subsample, 1)
+        return torch.div(lengths + s - 1, s, rounding_mode="floor")
+
+    def _front(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        s = max(self.cfg.subsample, 1)
+        B, T, Fdim = x.shape
+        mask = (torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
+        x = x * mask  # zero padding so the conv sees the same values as at inference
+        if self.front is not None:
+            return F.relu(self.front(x.transpose(1, 2))).transpose(1, 2)  # (B, T', C)
+        if s == 1:
+            return x
+        pad = (-T) % s
+        x = F.pad(x, (0, 0, 0, pad))
+        return x.reshape(B, (T + pad) // s, Fdim * s)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor,
+                return_hidden: bool = False):
+        """Log-probabilities per output frame.
+
+        Args:
+            x: (B, T, F) features.
+            lengths: (B,) valid input lengths.
+            return_hidden: also return the list of per-layer outputs (B, T', 2H).
+        Returns:
+            log_probs (B, T', C), out_lengths (B,)[, hidden list]
+        """
+        out_len = self.out_lengths(lengths)
+        h = self._front(x, lengths)  # (B, T', D)
+        h = h[:, : int(out_len.max())] if h.shape[1] > int(out_len.max()) else h
+        hidden = []
+        for layer in self.layers:
+            h = layer(self.drop(h) if hidden else h, out_len)  # (B, T', 2H)
+            hidden.append(h)
+        logits = self.head(self.drop(h))  # (B, T', C)
+        lp = F.log_softmax(logits, dim=-1)
+        return (lp, out_len, hidden) if return_hidden else (lp, out_len)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,117 @@
+"""Training: overfitting, exact resume after kill -9, torchrun DDP on CPU."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from inkread.checkpoint import load
+from inkread.features import FeatureConfig
+from inkread.formats import write_ink
+from inkread.model import ModelConfig
+from inkread.train import TrainConfig, build_run, fit, greedy_texts, make_batch, validate
+
+from engine_helpers import TEXTS, make_ink, tiny_dataset
+
+TINY = ModelConfig(hidden_size=32, num_layers=1, conv_channels=16, subsample=2, dropout=0.0)
+
+
+def test_tiny_model_overfits_to_cer_zero(tmp_path):
+    torch.set_num_threads(1)
+    cfg = TrainConfig(epochs=300, lr=1e-2, warmup_steps=10, min_lr_ratio=1.0, augment=False,
+                      patience=1000, checkpoint_minutes=100, batch_frames=100000, seed=3)
+    ds = tiny_dataset()
+    run = build_run([ds], [1.0], ds, tmp_path / "run", TINY, FeatureConfig(points_per_height=6), cfg)
+    result = fit(run)
+    v = validate(run.model, run.val, run.fcfg, run.alphabet, cfg)
+    assert v["val_cer"] == 0.0, v["examples"]
+    assert result["best_val_cer"] == 0.0 and result["step"] <= 300
+    best = load(tmp_path / "run" / "best.pt")
+    assert best.alphabet.chars == "abcd" and best.meta["steps"] > 0
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,")
+
+
+def test_nan_batch_is_skipped_not_fatal(tmp_path):
+    ds = tiny_dataset()
+    cfg = TrainConfig(epochs=1, augment=False, checkpoint_minutes=100)
+    run = build_run([ds], [1.0], None, tmp_path / "r", TINY, FeatureConfig(), cfg)
+    with torch.no_grad():
+        next(run.model.parameters()).fill_(float("nan"))
+    out = fit(run)
+    assert run.skipped_batches >= 1 and out["step"] >= 1
+
+
+def _write_data(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(TEXTS * 2):
+        write_ink(make_ink(t, t0=i), root / f"line{i:02d}.json")
+    return root
+
+
+def _train_cmd(data: Path, out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "inkread", "train", "--train", f"native:{data}", "--val", f"native:{data}",
+            "--out", str(out), "--hidden-size", "16", "--num-layers", "1", "--conv-channels", "8",
+            "--epochs", str(epochs), "--batch-frames", "300", "--checkpoint-minutes", "0.0001",
+            "--threads", "1", "--seed", "5"]
+
+
+def _fingerprint(path: Path) -> dict:
+    return {k: v.clone() for k, v in load(path).model.state_dict().items()}
+
+
+def test_resume_after_kill9_continues_exactly(tmp_path):
+    data = _write_data(tmp_path / "data")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ref = tmp_path / "ref"
+    subprocess.run(_train_cmd(data, ref, 4), check=True, capture_output=True, env=env, timeout=300)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(data, run, 4), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a mid-run checkpoint exists
+        last = run / "last.pt"
+        if last.exists() and proc.poll() is None:
+            try:
+                st = load(last).train_state
+            except Exception:
+                st = None
+            if st and st["step"] >= 3:
+                break
+        time.sleep(0.05)
+    killed_mid_run = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if not killed_mid_run:
+        pytest.skip("the run finished before it could be killed (machine too fast)")
+    st = load(run / "last.pt").train_state
+    assert 0 < st["step"]
+    subprocess.run([sys.executable, "-m", "inkread", "train", "--resume", str(run)], check=True,
+                   capture_output=True, env=env, timeout=300)
+    a, b = _fingerprint(ref / "last.pt"), _fingerprint(run / "last.pt")
+    assert load(run / "last.pt").train_state["step"] == load(ref / "last.pt").train_state["step"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+                    reason="torchrun not installed")
+def test_torchrun_two_processes_identical_weights(tmp_path):
+    data = _write_data(tmp_path / "data")
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    cmd = [torchrun, "--nproc_per_node", "2", "--standalone", "-m"] + \
+        _train_cmd(data, tmp_path / "ddp", 2)[2:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    prints = dict(re.findall(r"rank (\d) final weights sha1 ([0-9a-f]+)", p.stderr))
+    assert set(prints) == {"0", "1"}, p.stderr[-2000:]
+    assert prints["0"] == prints["1"]
+    assert (tmp_path / "ddp" / "last.pt").exists()
