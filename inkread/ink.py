@@ -229,9 +229,10 @@ def synthesize_time(ink: Ink, speed: Optional[float] = None, gap: float = 0.15,
     """Give ink without timestamps a consistent, flagged time axis.
 
     Points inside a stroke are spaced by their distance at a constant pen
-    speed (by default one bounding-box height per 0.5 s, but at least one
-    sample interval of ``1/rate`` per point so dt is never zero), strokes are
-    separated by ``gap`` seconds.
+    speed (by default one bounding-box height per 0.5 s, or a twentieth of
+    the width for inks flatter than that, but at least one sample interval of
+    ``1/rate`` per point so dt is never zero), strokes are separated by
+    ``gap`` seconds.
 
     Returns:
         A new Ink with ``time_synthesized=True``.
@@ -243,7 +244,11 @@ def synthesize_time(ink: Ink, speed: Optional[float] = None, gap: float = 0.15,
         Stroke(s.x, s.y, np.zeros(len(s))).check(i)
     if speed is None:
         ys = np.concatenate([s.y for s in strokes])
-        speed = max(float(ys.max() - ys.min()), 1e-6) / 0.5
+        xs = np.concatenate([s.x for s in strokes])
+        # A flat ink (a dash, an underline) has almost no height: a twentieth of
+        # the width keeps its duration sane; text lines are never that flat.
+        extent = max(float(ys.max() - ys.min()), float(xs.max() - xs.min()) / 20, 1e-6)
+        speed = extent / 0.5
     t0, new = 0.0, []
     for s in strokes:
         step = np.hypot(np.diff(s.x), np.diff(s.y)) / speed

@@ -69,6 +69,8 @@ def _check_size(path: Path) -> None:
         raise FormatError(f"cannot read ({exc.strerror})", path) from None
     if path.is_dir():
         raise FormatError("is a directory, not an ink file", path)
+    if not path.is_file():  # a device or FIFO could be read forever
+        raise FormatError("not a regular file", path)
     if size > MAX_FILE_BYTES:
         raise FormatError(f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit", path)
 
@@ -83,19 +85,40 @@ def detect_format(path: os.PathLike | str, fmt: Optional[str] = None) -> Format:
         return table[fmt]
     suffix = "".join(path.suffixes[-1:]).lower()
     by_suffix = [f for f in table.values() if suffix in f.suffixes]
-    if len(by_suffix) == 1:
-        return by_suffix[0]
     head = b""
-    if path.exists() and path.is_file():
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    for f in (by_suffix or table.values()):
+    try:
+        if path.is_file():
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+    except OSError:
+        pass  # reading proper reports it
+    # The suffix decides unless its format's sniffer rejects the content and
+    # another format's accepts it (an InkML file named .xml, say).
+    candidates = by_suffix if len(by_suffix) != 1 or not head else by_suffix + list(table.values())
+    for f in (candidates or table.values()):
         if f.sniff is not None and f.sniff(head):
             return f
     if by_suffix:
         return by_suffix[0]
     raise FormatError(f"unknown ink format (suffix {suffix or 'none'!r}; "
                       f"known: {', '.join(s for f in table.values() for s in f.suffixes)})", path)
+
+
+def format_for_writing(path: os.PathLike | str, fmt: Optional[str] = None) -> Format:
+    """The format to write ``path`` in: ``fmt``, else the suffix (an existing file's content is ignored)."""
+    path = Path(path)
+    table = formats()
+    if fmt is not None:
+        return detect_format(path, fmt)
+    suffix = path.suffix.lower()
+    for f in table.values():
+        if suffix in f.suffixes and f.write is not None:
+            return f
+    for f in table.values():
+        if suffix in f.suffixes:
+            return f
+    raise FormatError(f"unknown ink format (suffix {suffix or 'none'!r}; writable: "
+                      f"{', '.join(s for f in table.values() if f.write for s in f.suffixes)})", path)
 
 
 def read_ink(path: os.PathLike | str, fmt: Optional[str] = None) -> Ink:
@@ -123,7 +146,7 @@ def read_ink(path: os.PathLike | str, fmt: Optional[str] = None) -> Ink:
 def write_ink(ink: Ink, path: os.PathLike | str, fmt: Optional[str] = None) -> None:
     """Write ``ink`` in the format given by ``fmt`` or the suffix, atomically."""
     path = Path(path)
-    f = detect_format(path, fmt)
+    f = format_for_writing(path, fmt)
     if f.write is None:
         raise FormatError(f"format {f.name} can be read but not written", path)
     tmp = path.with_name(path.name + ".tmp")
