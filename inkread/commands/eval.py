@@ -1,0 +1,55 @@
+"""`inkread eval --data SPEC`: character and word error rates of a model on labelled data."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .recognize import _positive_int, add_model_options, load_recognizer
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="SPEC",
+                   help="labelled data spec, e.g. iamondb:ROOT@testset_v, native:DIR")
+    add_model_options(p)
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="score only the first N samples")
+    p.add_argument("--crossed-out", choices=("keep", "drop"), default="keep",
+                   help="IAM '#' (crossed-out word): keep = score it like any character (default); "
+                        "drop = remove '#' words from reference and hypothesis")
+    p.add_argument("--json", action="store_true", help="print one JSON object (cer, wer, samples, seconds, ...)")
+    p.add_argument("--errors", metavar="FILE", help="write id, reference, hypothesis, edits per sample (TSV)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="lines per network call")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..datasets import load_spec
+    from ..errors import DataSpecError
+    from ..evaluate import evaluate, write_errors
+    ds = load_spec(args.data)
+    if len(ds) == 0:
+        raise DataSpecError(f"no labelled samples ({len(ds.skipped)} skipped)", args.data)
+    rec = load_recognizer(args)
+    ev = evaluate(rec, ds, limit=args.limit or 0, lm=not args.no_lm, crossed_out=args.crossed_out,
+                  batch_size=args.batch_size, progress=not args.json and sys.stderr.isatty())
+    if args.errors:
+        write_errors(args.errors, ev.rows)
+    out = dict(ev.to_dict(), data=args.data, skipped=len(ds.skipped))
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    s = ev.scores
+    print(f"data:      {args.data} ({s.samples} samples scored, {len(ds.skipped)} skipped)")
+    print(f"model:     {out['model']}")
+    print("decoding:  " + (f"beam {out['beam']}, LM {out['lm']}, weight {out['lm_weight']:g}, "
+                            f"bonus {out['bonus']:g}" if out["lm"] else "greedy, no LM"))
+    print(f"CER:       {100 * s.cer:.2f}%  ({s.char_errors} edits / {s.ref_chars} reference characters)")
+    print(f"WER:       {100 * s.wer:.2f}%  ({s.word_errors} edits / {s.ref_words} reference words)")
+    print(f"crossed-out '#': {s.crossed_out_marks} marks in {s.crossed_out_lines} references "
+          f"({'scored as characters' if s.crossed_out == 'keep' else 'removed from both sides'})")
+    print(f"time:      {ev.seconds:.2f} s ({out['ms_per_line']:.1f} ms per line)")
+    if args.errors:
+        print(f"errors:    {args.errors}")
+    return 0
+
+
+COMMANDS = [("eval", "measure CER and WER of a model on labelled data", configure, run)]

@@ -1,0 +1,71 @@
+"""`inkread recognize FILE...`: print the text of ink files."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
+    """--model, --lm/--no-lm, --threads, --beam, --lm-weight, --bonus (shared with eval)."""
+    p.add_argument("--model", metavar="FILE", help="model file (default: models/default.pt or $INKREAD_MODEL)")
+    if lm:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--lm", metavar="FILE", help="character LM (default: models/lm-en.npz if present)")
+        g.add_argument("--no-lm", action="store_true", help="decode without a language model")
+        p.add_argument("--beam", type=_positive_int, default=10, metavar="K", help="beam width (default 10)")
+        p.add_argument("--lm-weight", type=float, metavar="W", help="LM weight (default: the LM file's tuned value)")
+        p.add_argument("--bonus", type=float, metavar="B",
+                       help="per-character insertion bonus (default: the LM file's tuned value)")
+        p.add_argument("--oov-penalty", type=float, metavar="P",
+                       help="penalty per word outside the LM file's lexicon (default: tuned value or 0)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads (default: torch's setting)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not at least 1")
+    return v
+
+
+def load_recognizer(args: argparse.Namespace):
+    """A Recognizer from the shared options."""
+    from ..recognizer import Recognizer
+    lm = None if getattr(args, "no_lm", False) else (getattr(args, "lm", None) or "default")
+    return Recognizer.load(args.model, lm=lm, threads=args.threads, beam=getattr(args, "beam", 10),
+                           lm_weight=getattr(args, "lm_weight", None), bonus=getattr(args, "bonus", None),
+                           oov_penalty=getattr(args, "oov_penalty", None))
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="ink files (any supported format)")
+    p.add_argument("--from", dest="fmt", metavar="FMT", help="read every file as this format")
+    p.add_argument("--nbest", type=_positive_int, default=1, metavar="K", help="print the K best texts")
+    p.add_argument("--json", action="store_true", help="one JSON object per file (text, n-best, "
+                                                       "character frames and points, timings)")
+    add_model_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..formats import read_ink
+    inks = [read_ink(f, args.fmt) for f in args.files]  # fail on a bad file before loading the model
+    rec = load_recognizer(args)
+    for path, ink in zip(args.files, inks):
+        res = rec.recognize(ink, nbest=args.nbest, lm=not args.no_lm)
+        if args.json:
+            print(json.dumps(dict(res.to_dict(), file=path), ensure_ascii=False))
+        elif ink.is_empty:
+            print(f"{path}\t(no points)")
+        elif args.nbest > 1:
+            print(path)
+            for text, score in res.nbest:
+                print(f"  {score:9.3f}  {text}")
+        else:
+            print(f"{path}\t{res.text}" if len(args.files) > 1 else res.text)
+    return 0
+
+
+COMMANDS = [("recognize", "recognise ink files and print their text", configure, run)]

@@ -1,0 +1,225 @@
+"""Character and word error rates, and evaluation of a recognizer on a data set.
+
+CER is the character edit distance (Levenshtein, via rapidfuzz) summed over
+all samples divided by the total reference length; WER is the same on word
+lists (whitespace-split). Both texts are whitespace-normalised first (strip,
+runs of blanks -> one space), since line layout is not what is measured.
+
+Crossed-out words: IAM-OnDB transcriptions write ``#`` where the writer
+crossed out or smudged a word. Nothing is dropped silently:
+
+* ``crossed_out="keep"`` (default): ``#`` is scored like any other
+  character; the models are trained on these labels and learn to write
+  ``#`` for a crossed-out word, so a ``#`` word counts as one reference word
+  and each ``#`` as one reference character.
+* ``crossed_out="drop"``: every whitespace-separated token containing ``#``
+  is removed from the reference *and* the hypothesis before scoring.
+
+Either way :class:`Scores` reports how many references contained ``#`` and
+how many ``#`` marks there were, and the CLI prints it.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .datasets import Sample
+    from .recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+CROSSED_OUT = "#"
+
+
+def normalize(text: str, crossed_out: str = "keep") -> str:
+    """Whitespace-normalise; with ``crossed_out="drop"`` remove tokens holding '#'."""
+    words = text.split()
+    if crossed_out == "drop":
+        words = [w for w in words if CROSSED_OUT not in w]
+    elif crossed_out != "keep":
+        raise OptionError(f"crossed_out must be 'keep' or 'drop', not {crossed_out!r}")
+    return " ".join(words)
+
+
+@dataclass
+class Scores:
+    """Error counts over a set of (reference, hypothesis) pairs.
+
+    Attributes:
+        samples: pairs scored.
+        ref_chars, char_errors: reference characters and character edits.
+        ref_words, word_errors: reference words and word edits.
+        crossed_out_lines: references containing '#'.
+        crossed_out_marks: '#' characters in the references.
+        crossed_out: the policy used ("keep" or "drop").
+    """
+
+    samples: int = 0
+    ref_chars: int = 0
+    char_errors: int = 0
+    ref_words: int = 0
+    word_errors: int = 0
+    crossed_out_lines: int = 0
+    crossed_out_marks: int = 0
+    crossed_out: str = "keep"
+
+    @property
+    def cer(self) -> float:
+        return self.char_errors / self.ref_chars if self.ref_chars else 0.0
+
+    @property
+    def wer(self) -> float:
+        return self.word_errors / self.ref_words if self.ref_words else 0.0
+
+    def add(self, ref: str, hyp: str) -> tuple[int, int]:
+        """Score one pair; returns its (character, word) edit distances."""
+        from rapidfuzz.distance import Levenshtein
+        marks = ref.count(CROSSED_OUT)
+        self.crossed_out_lines += marks > 0
+        self.crossed_out_marks += marks
+        r, h = normalize(ref, self.crossed_out), normalize(hyp, self.crossed_out)
+        ce = Levenshtein.distance(r, h)
+        rw, hw = r.split(), h.split()
+        we = Levenshtein.distance(rw, hw)
+        self.samples += 1
+        self.ref_chars += len(r)
+        self.char_errors += ce
+        self.ref_words += len(rw)
+        self.word_errors += we
+        return ce, we
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(cer=self.cer, wer=self.wer)
+        return d
+
+
+def score(refs: Sequence[str], hyps: Sequence[str], crossed_out: str = "keep") -> Scores:
+    """Scores of parallel lists of references and hypotheses."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    s = Scores(crossed_out=crossed_out)
+    for r, h in zip(refs, hyps):
+        s.add(r, h)
+    return s
+
+
+@dataclass
+class Evaluation:
+    """What ``inkread eval`` reports."""
+
+    scores: Scores
+    seconds: float
+    rows: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # id, ref, hyp, ce, we
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = self.scores.to_dict()
+        d.update(seconds=self.seconds,
+                 ms_per_line=1000.0 * self.seconds / max(1, self.scores.samples), **self.settings)
+        return d
+
+
+def evaluate(recognizer: "Recognizer", samples: Iterable["Sample"], limit: int = 0,
+             lm: bool = True, crossed_out: str = "keep", batch_size: int = 16,
+             progress: bool = False) -> Evaluation:
+    """Recognise every sample and score it against its label.
+
+    Args:
+        recognizer: a loaded :class:`~inkread.recognizer.Recognizer`.
+        samples: labelled samples (e.g. ``load_spec(spec)``).
+        limit: score only the first ``limit`` samples (0 = all).
+        lm: use the recognizer's LM if it has one.
+        crossed_out: "keep" or "drop" (see the module docstring).
+        batch_size: lines per network call.
+        progress: show a progress bar on stderr.
+    """
+    items = list(samples)
+    if limit > 0:
+        items = items[:limit]
+    scores = Scores(crossed_out=crossed_out)
+    normalize("", crossed_out)  # validate the policy before the slow part
+    rows = []
+    t0 = time.perf_counter()
+    bar = _bar(len(items), progress)
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        results = recognizer.recognize_batch([s.ink for s in chunk], nbest=1, lm=lm)
+        for s, res in zip(chunk, results):
+            ce, we = scores.add(s.text, res.text)
+            rows.append((s.id, s.text, res.text, ce, we))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return Evaluation(scores, time.perf_counter() - t0, rows, recognizer.settings(lm))
+
+
+def _bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="line", leave=False)
+
+
+def write_errors(path: os.PathLike | str, rows: Sequence[tuple]) -> None:
+    """TSV: id, reference, hypothesis, character edits, word edits (one sample a line)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        w.writerow(["id", "reference", "hypothesis", "char_errors", "word_errors"])
+        w.writerows(rows)
+
+
+# --------------------------------------------------------------------- tuning
+def emissions_of(recognizer: "Recognizer", inks: Sequence, batch_size: int = 16) -> list:
+    """Per ink the (T', C) float32 log-probabilities of the network (None for empty ink)."""
+    from .features import featurize
+    out: list = [None] * len(inks)
+    idx = sorted((i for i, ink in enumerate(inks) if not ink.is_empty),
+                 key=lambda i: inks[i].num_points)
+    for s in range(0, len(idx), batch_size):
+        chunk = idx[s:s + batch_size]
+        feats = [featurize(inks[i], recognizer.feature_config).x for i in chunk]
+        lp, lens = recognizer.emissions(feats)
+        lp = lp.float().numpy()
+        for k, i in enumerate(chunk):
+            out[i] = lp[k, : int(lens[k])]
+    return out
+
+
+def tune(recognizer: "Recognizer", samples: Sequence["Sample"], weights: Sequence[float],
+         bonuses: Sequence[float], crossed_out: str = "keep") -> list[dict]:
+    """Grid search of LM weight and bonus on labelled data (network run once).
+
+    Returns:
+        one row per setting, {"lm_weight", "bonus", "cer", "wer", "seconds"},
+        best CER first; the first row with ``lm_weight`` None is greedy decoding.
+    """
+    from .decode import BeamSearchDecoder, GreedyDecoder
+    if recognizer.lm is None:
+        raise OptionError("tuning needs a language model (--lm FILE)")
+    ems = emissions_of(recognizer, [s.ink for s in samples])
+    refs = [s.text for s in samples]
+    rows = []
+    settings = [(None, None)] + [(w, b) for w in weights for b in bonuses]
+    for w, b in settings:
+        dec = GreedyDecoder(recognizer.alphabet) if w is None else BeamSearchDecoder(
+            recognizer.alphabet, beam=recognizer.beam, nbest=1, lm=recognizer.lm, lm_weight=w, bonus=b)
+        t0 = time.perf_counter()
+        hyps = ["" if e is None else dec.decode_one(e)[0].text if w is not None
+                else dec.decode_one(e).text for e in ems]
+        sc = score(refs, hyps, crossed_out)
+        rows.append({"lm_weight": w, "bonus": b, "cer": sc.cer, "wer": sc.wer,
+                     "seconds": time.perf_counter() - t0})
+        log.info("lm_weight %s bonus %s: CER %.4f WER %.4f", w, b, sc.cer, sc.wer)
+    return [rows[0]] + sorted(rows[1:], key=lambda r: (r["cer"], r["wer"]))

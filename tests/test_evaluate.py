@@ -1,0 +1,131 @@
+"""CER/WER on hand-made references and hypotheses; `inkread eval` end to end on a tiny model."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from inkread.cli import main
+from inkread.datasets import load_spec
+from inkread.errors import OptionError
+from inkread.features import FeatureConfig
+from inkread.evaluate import evaluate, normalize, score, tune, write_errors
+from inkread.lm import CharLM
+from inkread.recognizer import Recognizer
+
+from recog_helpers import ALPHABET, save_tiny_model, tiny_model, write_native_dir
+
+
+def test_cer_wer_on_hand_made_pairs():
+    s = score(["the cat", "a dog"], ["the bat", "a dog ran"])
+    # chars: 1 substitution + 4 insertions over 7 + 5 reference characters
+    assert (s.char_errors, s.ref_chars) == (5, 12)
+    assert s.cer == pytest.approx(5 / 12)
+    # words: 1 substitution + 1 insertion over 2 + 2 reference words
+    assert (s.word_errors, s.ref_words) == (2, 4)
+    assert s.wer == pytest.approx(0.5)
+    assert s.samples == 2
+
+
+def test_perfect_and_empty():
+    assert score(["abc"], ["abc"]).cer == 0.0
+    s = score(["abc def"], [""])
+    assert s.cer == 1.0 and s.wer == 1.0
+    assert score([], []).cer == 0.0
+
+
+def test_whitespace_is_normalised():
+    s = score(["  Mr .  Foot "], ["Mr . Foot"])
+    assert s.char_errors == 0 and s.ref_chars == len("Mr . Foot")
+
+
+def test_crossed_out_marks_keep_and_drop():
+    refs, hyps = ["peers into # existence", "no marks"], ["peers into existence", "no marks"]
+    keep = score(refs, hyps, "keep")
+    assert keep.crossed_out_lines == 1 and keep.crossed_out_marks == 1
+    assert keep.char_errors == 2 and keep.word_errors == 1   # '#' and its space; one word
+    drop = score(refs, hyps, "drop")
+    assert drop.char_errors == 0 and drop.word_errors == 0
+    assert drop.ref_words == keep.ref_words - 1
+    assert drop.crossed_out_lines == 1  # still reported
+    assert normalize("a #x b", "drop") == "a b"
+    with pytest.raises(OptionError):
+        normalize("a", "ignore")
+
+
+def test_mismatched_lists_refused():
+    with pytest.raises(ValueError):
+        score(["a"], [])
+
+
+def test_write_errors_tsv(tmp_path):
+    path = tmp_path / "e.tsv"
+    write_errors(path, [("l1", "a\tb", "a b", 1, 1), ("l2", 'say "x"', "say x", 2, 1)])
+    rows = list(csv.reader(path.open(encoding="utf-8"), delimiter="\t"))
+    assert rows[0] == ["id", "reference", "hypothesis", "char_errors", "word_errors"]
+    assert rows[1] == ["l1", "a\tb", "a b", "1", "1"] and rows[2][1] == 'say "x"'
+
+
+def test_evaluate_tiny_model(tmp_path):
+    ds = load_spec(f"native:{write_native_dir(tmp_path / 'd')}")
+    rec = Recognizer(tiny_model(), ALPHABET, FeatureConfig())
+    ev = evaluate(rec, ds, limit=4, batch_size=3)
+    assert ev.scores.samples == 4 and len(ev.rows) == 4
+    d = ev.to_dict()
+    for key in ("cer", "wer", "samples", "seconds", "ref_chars", "char_errors"):
+        assert key in d
+    ids, refs, hyps = zip(*[(r[0], r[1], r[2]) for r in ev.rows])
+    assert score(list(refs), list(hyps)).char_errors == ev.scores.char_errors
+
+
+def test_tune_returns_greedy_then_sorted_settings(tmp_path):
+    ds = load_spec(f"native:{write_native_dir(tmp_path / 'd')}")
+    lm = CharLM.build(["ab ca", "bcd dab", "cdba bd"], order=3)
+    rec = Recognizer(tiny_model(), ALPHABET, FeatureConfig(), lm=lm, beam=4)
+    rows = tune(rec, list(ds), weights=[0.0, 1.0], bonuses=[0.0, 2.0])
+    assert rows[0]["lm_weight"] is None and len(rows) == 5
+    cers = [r["cer"] for r in rows[1:]]
+    assert cers == sorted(cers)
+
+
+def test_cli_eval_json_and_errors(tmp_path, capsys):
+    data = write_native_dir(tmp_path / "d")
+    model = save_tiny_model(tmp_path / "m.pt")
+    errors = tmp_path / "errors.tsv"
+    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm", "--json",
+                 "--errors", str(errors), "--limit", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["samples"] == 5 and 0 <= out["cer"] and out["seconds"] > 0 and "wer" in out
+    assert len(errors.read_text(encoding="utf-8").splitlines()) == 6
+    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm"]) == 0
+    text = capsys.readouterr().out
+    assert "CER:" in text and "WER:" in text and "crossed-out" in text
+
+
+def test_cli_eval_bad_inputs_one_line_errors(tmp_path, capsys):
+    data = write_native_dir(tmp_path / "d")
+    assert main(["eval", "--data", f"native:{data}", "--model", str(tmp_path / "none.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "none.pt" in err and len(err.strip().splitlines()) == 1
+    assert main(["eval", "--data", "native:" + str(tmp_path / "nowhere"),
+                 "--model", str(save_tiny_model(tmp_path / "m.pt"))]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_cli_lm_tune_writes_best_setting(tmp_path, capsys):
+    data = write_native_dir(tmp_path / "d")
+    model = save_tiny_model(tmp_path / "m.pt")
+    lm_path = tmp_path / "lm.npz"
+    CharLM.build(["ab ca", "bcd dab", "cdba bd"], order=3).save(lm_path)
+    assert main(["lm", "tune", "--data", f"native:{data}", "--model", str(model), "--lm", str(lm_path),
+                 "--weights", "0,0.5", "--bonuses", "0,1", "--beam", "4", "--write", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["rows"]) == 5 and out["written"]
+    tuned = CharLM.load(lm_path).meta["tuned"]
+    assert (tuned["lm_weight"], tuned["bonus"]) == (out["best"]["lm_weight"], out["best"]["bonus"])
+    rec = Recognizer.load(model, lm=lm_path)
+    assert (rec.lm_weight, rec.bonus) == (tuned["lm_weight"], tuned["bonus"])
+    assert main(["lm", "tune", "--data", f"native:{data}", "--model", str(model),
+                 "--lm", str(tmp_path / "none.npz")]) == 2
+    assert "none.npz" in capsys.readouterr().err

@@ -1,0 +1,154 @@
+"""Character n-gram LM: estimation, normalisation, file round trip, CLI, shipped file."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inkread.cli import main
+from inkread.errors import CheckpointError, FormatError
+from inkread.lm import BOS, EOS, CharLM, Lexicon, drop_references, read_text_lines
+
+LINES = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog",
+         "that is the thing", "then the other one", "this and that"] * 3
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "lm-en.npz"
+
+
+def _state(lm: CharLM, text: str) -> tuple:
+    st = lm.start()
+    for i in lm.ids(text):
+        st = lm.advance(st, i)
+    return st
+
+
+@pytest.mark.parametrize("min_counts", [(), (1, 2, 2, 3)])
+def test_next_character_distributions_sum_to_one(min_counts):
+    lm = CharLM.build(LINES, order=4, min_counts=min_counts)
+    for ctx in ["", "t", "th", "the ", "the c", "zzq", "that is the thing"]:
+        p = np.exp(lm.log_dist(_state(lm, ctx)))
+        assert p[BOS] == 0.0
+        assert p.sum() == pytest.approx(1.0, abs=1e-4)
+        assert (p[1:] > 0).all()  # smoothing: every real token is possible
+
+
+def test_probabilities_follow_the_text():
+    lm = CharLM.build(LINES, order=4)
+    d = lm.log_dist(_state(lm, "th"))
+    assert d[lm.index["e"]] > d[lm.index["o"]] > -math.inf
+    assert lm.logprob("the cat") > lm.logprob("teh cta")
+    assert lm.log_dist(_state(lm, "the lo"))[lm.index["g"]] > math.log(0.5)
+    # an unknown character is possible but unlikely
+    assert -30 < lm.log_dist(_state(lm, "the "))[lm.ids("Q")[0]] < math.log(0.01)
+
+
+def test_logprob_is_the_sum_of_conditionals():
+    lm = CharLM.build(LINES, order=3, min_counts=(1, 2, 2))
+    text = "the dog"
+    st, total = lm.start(), 0.0
+    for i in lm.ids(text):
+        total += lm.log_dist(st)[i]
+        st = lm.advance(st, i)
+    total += lm.log_dist(st)[EOS]
+    assert lm.logprob(text) == pytest.approx(total, abs=1e-6)
+
+
+def test_pruning_shrinks_the_model():
+    full = CharLM.build(LINES, order=5)
+    pruned = CharLM.build(LINES, order=5, min_counts=(1, 1, 2, 3, 3))
+    assert sum(pruned.meta["ngrams"]) < sum(full.meta["ngrams"])
+
+
+def test_save_load_round_trip(tmp_path):
+    lm = CharLM.build(LINES, order=4, min_counts=(1, 1, 2, 2), lexicon_size=5, meta={"source": "test"})
+    path = tmp_path / "lm.npz"
+    lm.save(path)
+    back = CharLM.load(path)
+    assert (back.order, back.vocab) == (lm.order, lm.vocab)
+    assert back.meta["source"] == "test"
+    assert back.lexicon is not None and back.lexicon.words == lm.lexicon.words
+    for ctx in ["", "th", "a c"]:
+        np.testing.assert_allclose(back.log_dist(_state(back, ctx)), lm.log_dist(_state(lm, ctx)))
+    # no pickle inside: numpy refuses pickled arrays with allow_pickle=False
+    with np.load(path, allow_pickle=False) as z:
+        assert "meta" in z.files and json.loads(z["meta"].tobytes())["format"] == "inkread-charlm"
+
+
+def test_bad_files_raise_checkpoint_error_naming_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such language model"):
+        CharLM.load(tmp_path / "missing.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(CheckpointError, match="junk.npz"):
+        CharLM.load(junk)
+    other = tmp_path / "other.npz"
+    np.savez(other, meta=np.frombuffer(b'{"format": "something-else"}', np.uint8))
+    with pytest.raises(CheckpointError, match="format"):
+        CharLM.load(other)
+    newer = tmp_path / "newer.npz"
+    np.savez(newer, meta=np.frombuffer(b'{"format": "inkread-charlm", "version": 99}', np.uint8))
+    with pytest.raises(CheckpointError, match="version"):
+        CharLM.load(newer)
+    lm = CharLM.build(LINES, order=2)
+    lm.save(tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "qlogp2"}
+    np.savez(tmp_path / "cut.npz", **arrays)
+    with pytest.raises(CheckpointError, match="qlogp2"):
+        CharLM.load(tmp_path / "cut.npz")
+
+
+def test_text_reading_wraps_and_reports_bad_files(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("one two three four five six seven\neight nine\n\nten eleven\n", encoding="utf-8")
+    lines = read_text_lines([f], wrap=15)
+    assert all(len(ln) <= 15 for ln in lines)
+    assert " ".join(lines) == "one two three four five six seven eight nine ten eleven"
+    assert read_text_lines([f], wrap=0)[1] == "eight nine"
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"caf\xe9\n")
+    with pytest.raises(FormatError, match="bad.txt.*UTF-8"):
+        read_text_lines([bad])
+    with pytest.raises(FormatError, match="no such"):
+        read_text_lines([tmp_path / "nope.txt"])
+
+
+def test_drop_references_removes_verbatim_passages():
+    lines, n = drop_references(["the quick brown", "fox jumps over the", "lazy dog and more"],
+                               ["brown fox jumps", "dog and", "not there at all"], min_len=5)
+    assert n == 2
+    assert "brown fox jumps" not in " ".join(lines) and "dog and" not in " ".join(lines)
+    assert lines == ["the quick", "over the", "lazy", "more"]
+
+
+def test_lexicon_prefixes():
+    lex = Lexicon(["Cat", "cart"])
+    assert "cat" in lex.words and "car" in lex.prefixes and "cb" not in lex.prefixes
+
+
+def test_cli_build_and_info(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(LINES), encoding="utf-8")
+    out = tmp_path / "lm.npz"
+    assert main(["lm", "build", str(text), "-o", str(out), "--order", "4", "--min-counts", "1,1,2,2",
+                 "--source", "test text"]) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    assert main(["lm", "info", str(out), "--text", str(text), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["order"] == 4 and info["source"] == "test text" and 0 < info["bits_per_char"] < 4
+    assert main(["lm", "build", str(tmp_path / "missing.txt"), "-o", str(out)]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    assert main(["lm", "info", str(text)]) == 2  # a text file is not an LM
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="models/lm-en.npz not built in this checkout")
+def test_shipped_lm_is_small_and_sane():
+    assert SHIPPED.stat().st_size < 4_000_000
+    lm = CharLM.load(SHIPPED)
+    assert lm.meta.get("source")
+    assert lm.logprob("and the house was") > lm.logprob("adn teh hosue wsa")
+    p = np.exp(lm.log_dist(_state(lm, "in the ")))
+    assert p.sum() == pytest.approx(1.0, abs=1e-3)

@@ -1,0 +1,117 @@
+"""Recognizer on a tiny random-weight model: Result structure, char spans, loading, CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from inkread.cli import main
+from inkread.errors import CheckpointError
+from inkread.features import FeatureConfig
+from inkread.ink import Ink
+from inkread.lm import CharLM
+from inkread.recognizer import CharSpan, Recognizer, Result
+
+from engine_helpers import make_ink
+from recog_helpers import ALPHABET, save_tiny_model, tiny_model, write_native_dir
+
+
+@pytest.fixture
+def rec():
+    lm = CharLM.build(["ab ca", "bcd dab", "cdba bd", "dab bd"], order=3)
+    return Recognizer(tiny_model(), ALPHABET, FeatureConfig(), lm=lm, beam=6)
+
+
+def _check_spans(res: Result, num_points: int) -> None:
+    assert len(res.chars) == len(res.text)
+    prev_end = -1
+    for i, span in enumerate(res.chars):
+        assert isinstance(span, CharSpan)
+        assert span.index == span.index_in_text == i and span.char == res.text[i]
+        assert prev_end < span.frame_start <= span.frame_end
+        prev_end = span.frame_end
+        idx = span.point_indices
+        assert idx.dtype == np.int64 and len(idx) >= 1
+        assert idx.min() >= 0 and idx.max() < num_points
+        assert np.all(np.diff(idx) == 1)  # a contiguous run of original points
+
+
+@pytest.mark.parametrize("use_lm", [True, False])
+def test_result_structure_and_consistent_spans(rec, use_lm):
+    ink = make_ink("cdba")
+    res = rec.recognize(ink, nbest=3, lm=use_lm)
+    assert res.nbest and res.nbest[0][0] == res.text and res.score == res.nbest[0][1]
+    scores = [s for _, s in res.nbest]
+    assert scores == sorted(scores, reverse=True) and len(res.nbest) <= 3
+    _check_spans(res, ink.num_points)
+    assert set(res.ms) >= {"features", "network", "decode", "total"}
+    json.dumps(res.to_dict())  # serialisable
+
+
+def test_greedy_single_best_and_batch_agree(rec):
+    inks = [make_ink(t) for t in ("ab", "cdba", "bd")]
+    one = [rec.recognize(ink, nbest=1, lm=False) for ink in inks]
+    many = rec.recognize_batch(inks, nbest=1, lm=False, batch_size=2)
+    assert [r.text for r in one] == [r.text for r in many]
+    for r, ink in zip(many, inks):
+        _check_spans(r, ink.num_points)
+
+
+def test_points_of_frames_follows_subsampling():
+    r = Recognizer(tiny_model(subsample=2), ALPHABET, FeatureConfig())
+    src = np.array([0.0, 0.5, 1.2, 2.0, 3.7, 4.0, 5.0])  # 7 input frames
+    assert r.points_of_frames(0, 0, src, 6).tolist() == [0, 1]          # frames 0-1: 0.0..0.5
+    assert r.points_of_frames(1, 1, src, 6).tolist() == [1, 2]          # frames 2-3: 1.2..2.0
+    assert r.points_of_frames(2, 2, src, 6).tolist() == [3, 4]          # frames 4-5: 3.7..4.0
+    assert r.points_of_frames(3, 3, src, 7).tolist() == [5]             # frame 6 only: 5.0
+    assert r.points_of_frames(0, 3, src, 6).tolist() == list(range(6))
+
+
+def test_empty_ink_gives_empty_result(rec):
+    res = rec.recognize(Ink([]))
+    assert res.text == "" and res.chars == [] and res.nbest == []
+
+
+def test_threads_option_restores_torch_setting():
+    before = torch.get_num_threads()
+    r = Recognizer(tiny_model(), ALPHABET, FeatureConfig(), threads=1)
+    r.recognize(make_ink("ab"))
+    assert torch.get_num_threads() == before
+
+
+def test_load_model_and_lm_files(tmp_path):
+    model = save_tiny_model(tmp_path / "m.pt")
+    lm = CharLM.build(["ab ca", "bcd dab"], order=3)
+    lm.meta["tuned"] = {"lm_weight": 0.3, "bonus": 1.5}
+    lm.save(tmp_path / "lm.npz")
+    r = Recognizer.load(model, lm=tmp_path / "lm.npz", threads=1)
+    assert r.lm is not None and (r.lm_weight, r.bonus) == (0.3, 1.5)
+    assert r.settings()["lm"] == str(tmp_path / "lm.npz")
+    assert Recognizer.load(model, lm=None, lm_weight=0.9).lm is None
+    assert r.recognize(make_ink("bd")).text == r.recognize(make_ink("bd")).text  # deterministic
+
+
+def test_missing_default_model_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("INKREAD_MODEL", str(tmp_path / "default.pt"))
+    with pytest.raises(CheckpointError, match="inkread train") as exc:
+        Recognizer.load()
+    assert "default.pt" in str(exc.value)
+    with pytest.raises(CheckpointError, match="no such language model"):
+        Recognizer.load(save_tiny_model(tmp_path / "m.pt"), lm=tmp_path / "none.npz")
+
+
+def test_cli_recognize(tmp_path, capsys):
+    data = write_native_dir(tmp_path / "d")
+    model = save_tiny_model(tmp_path / "m.pt")
+    files = [str(data / "ab.json"), str(data / "cdba.json")]
+    assert main(["recognize", *files, "--model", str(model), "--no-lm", "--json", "--nbest", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    obj = json.loads(lines[1])
+    assert obj["file"] == files[1] and len(obj["chars"]) == len(obj["text"]) and obj["nbest"]
+    assert main(["recognize", files[0], "--model", str(model), "--no-lm"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1
+    assert main(["recognize", str(tmp_path / "nope.json"), "--model", str(model)]) == 2
+    assert "nope.json" in capsys.readouterr().err
