@@ -1,0 +1,60 @@
+"""`inkread bench` on a tiny model and a couple of lines: the report's structure, not its times."""
+from __future__ import annotations
+
+import json
+
+from inkread import bench
+from inkread.cli import main
+from inkread.datasets import load_spec
+from inkread.features import FeatureConfig
+from inkread.lm import CharLM
+from inkread.recognizer import Recognizer
+
+from recog_helpers import ALPHABET, save_tiny_model, tiny_model, write_native_dir
+
+STAGES = ("features", "network", "greedy", "beam", "total_greedy", "total_beam")
+
+
+def _check_line_stats(row: dict, lines: int) -> None:
+    for stage in STAGES:
+        st = row[stage]
+        assert st["n"] == lines
+        assert 0 <= st["median_ms"] <= st["p95_ms"]
+
+
+def test_bench_run_report(tmp_path):
+    samples = list(load_spec(f"native:{write_native_dir(tmp_path / 'd')}"))
+    lm = CharLM.build(["ab ca", "bcd dab"], order=3)
+    rec = Recognizer(tiny_model(), ALPHABET, FeatureConfig(), lm=lm)
+    r = bench.run(rec, samples, lines=2, beam=4, train_batch=2, all_threads=2, extras=False, data="test",
+                  train_threads=1)
+    assert r["lines"] == 2 and r["model"]["parameters"] > 0
+    assert set(r["per_line"]) == {"1", "2"}
+    for row in r["per_line"].values():
+        _check_line_stats(row, 2)
+    t = r["train"]
+    assert t["batch"] == 2 and t["threads"] == 1 and t["step_s"] > 0 and t["bare_lstm_step_s"] > 0
+    assert t["padded_input_frames"] >= t["input_frames"] > 0
+    assert t["step_over_bare_lstm"] == t["step_s"] / t["bare_lstm_step_s"]
+    assert r["peak_rss_mb"] > 10
+    text = bench.format_report(r)
+    assert "1 thread(s)" in text and "train step" in text and "peak memory" in text
+    json.dumps(r)
+
+
+def test_optional_benchmarks_absent_or_failing_do_not_break():
+    assert bench._optional("inkread.no_such_module", "bench") is None
+    assert bench._optional("inkread.evaluate", "no_such_function") is None
+    assert bench._optional("inkread.evaluate", "score", ["a"], []).startswith("failed: ValueError")
+
+
+def test_cli_bench_json(tmp_path, capsys):
+    data = write_native_dir(tmp_path / "d")
+    model = save_tiny_model(tmp_path / "m.pt")
+    assert main(["bench", "--model", str(model), "--data", f"native:{data}", "--lines", "2",
+                 "--train-batch", "2", "--threads", "1", "--no-extras", "--no-lm", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["lines"] == 2 and list(r["per_line"]) == ["1"] and r["lm"] is None
+    _check_line_stats(r["per_line"]["1"], 2)
+    assert r["model"]["trained"] is True  # a model file with training metadata
+    assert main(["bench", "--model", str(model), "--data", f"native:{tmp_path / 'empty'}"]) == 2
