@@ -1,0 +1,637 @@
+"""The main window: canvas, recognised text, saliency, files and settings.
+
+Layout (fits 1280x800): the canvas fills the left; a side panel on the
+right holds the recognised text, the n-best list, timings and the saliency
+controls; the demo panel (Graves's rows) is a dock at the bottom, hidden
+until asked for. Every dialog goes through a small ``ask_*``/``show_error``
+method so tests can answer it without a modal loop.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGroupBox, QLabel, QMainWindow,
+                               QMessageBox, QSplitter, QVBoxLayout, QWidget)
+
+from inkread.errors import InkreadError
+from inkread.formats import formats, read_ink, write_ink
+from inkread.ink import Ink
+
+from . import explain
+from .autosave import Autosaver
+from .canvas import CharBox, InkCanvas
+from .colors import normalise
+from .document import InkDocument
+from .lines import line_ink
+from .recognition import PageResult, RecognitionController
+from .results import ResultPanel, has_box
+from .saliency_view import DemoPanel, SaliencyPanel
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 8
+SAVE_FILTERS = {"Native ink (*.json)": ".json", "InkML (*.inkml)": ".inkml"}
+EXPORT_FILTERS = {"PNG image (*.png)": ".png", "SVG image (*.svg)": ".svg"}
+
+
+def open_filter() -> str:
+    """File-dialog filter listing every readable ink format."""
+    table = formats()
+    every = " ".join(f"*{s}" for f in table.values() for s in f.suffixes)
+    each = [f"{f.name} ({' '.join('*' + s for s in f.suffixes)})" for f in table.values()]
+    return ";;".join([f"Ink files ({every})"] + each + ["All files (*)"])
+
+
+class MainWindow(QMainWindow):
+    """The inkread desktop app.
+
+    Args:
+        settings: where preferences live (default: the user's inkread settings).
+        autosave_dir: directory of the autosave file (default: AppDataLocation).
+        model: model file to load, overriding the saved preference; None uses
+            the preference, else the default model.
+        load_model: start loading the model now (tests pass False and set a
+            recogniser themselves).
+    """
+
+    def __init__(self, settings: Optional[QSettings] = None, autosave_dir: Optional[Path] = None,
+                 model: Optional[str] = None, load_model: bool = True) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings("inkread", "inkread")
+        self.path: Optional[Path] = None
+        self.last_error: Optional[str] = None
+        self.heat_request: Optional[tuple] = None
+        self.setWindowTitle("inkread")
+        self.setAcceptDrops(True)
+        self._build_widgets()
+        self.controller = RecognitionController(lambda: self.canvas.doc, self)
+        self.autosaver = Autosaver(lambda: self.canvas.doc.to_ink(), autosave_dir, parent=self)
+        self._build_actions()
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self._update_state()
+        if load_model:
+            self.load_model(model or self.settings.value("model/path", None) or None)
+
+    # ------------------------------------------------------------ construction
+    def _build_widgets(self) -> None:
+        self.canvas = InkCanvas(self)
+        self.results = ResultPanel(self)
+        self.saliency = SaliencyPanel(self)
+        self.model_label = QLabel("Loading model...", self)
+        self.model_label.setWordWrap(True)
+        self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        side = QWidget(self)
+        box = QVBoxLayout(side)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.model_label)
+        text_group = QGroupBox("Recognised text", side)
+        QVBoxLayout(text_group).addWidget(self.results)
+        sal_group = QGroupBox("Why this character?", side)
+        QVBoxLayout(sal_group).addWidget(self.saliency)
+        box.addWidget(text_group, 1)
+        box.addWidget(sal_group)
+        side.setMinimumWidth(300)
+        split = QSplitter(Qt.Horizontal, self)
+        split.addWidget(self.canvas)
+        split.addWidget(side)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setSizes([880, 380])
+        self.splitter = split
+        self.setCentralWidget(split)
+        self.demo = DemoPanel(self)
+        self.demo_dock = QDockWidget("Demo: outputs, memory cells, writing, gradient", self)
+        self.demo_dock.setObjectName("demoDock")
+        self.demo_dock.setWidget(self.demo)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.demo_dock)
+        self.demo_dock.hide()
+        self.busy_label = QLabel("", self)
+        self.statusBar().addPermanentWidget(self.busy_label)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            act.setShortcuts([QKeySequence(k) for k in keys])
+        act.setStatusTip(tip)
+        act.setCheckable(checkable)
+        (act.toggled if checkable else act.triggered).connect(slot)
+        self.addAction(act)  # shortcuts work even when the menu bar is hidden
+        return act
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_new = a("&New page", self.new_page, QKeySequence.New, "Start an empty page")
+        self.act_open = a("&Open...", lambda: self.open_file(), QKeySequence.Open, "Open an ink file")
+        self.act_save = a("&Save", self.save, QKeySequence.Save, "Save as native JSON or InkML")
+        self.act_save_as = a("Save &as...", self.save_as, QKeySequence("Ctrl+Shift+S"))
+        self.act_export = a("&Export PNG/SVG...", self.export_image, QKeySequence("Ctrl+E"),
+                            "Export the ink as an image")
+        self.act_export_view = a("Export &view as PNG...", self.export_view,
+                                 QKeySequence("Ctrl+Shift+E"), "Save the canvas with its overlays")
+        self.act_quit = a("&Quit", self.close, QKeySequence.Quit)
+        self.act_undo = a("&Undo stroke", self.canvas.undo, [QKeySequence.Undo])
+        self.act_redo = a("&Redo stroke", self.canvas.redo,
+                          [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.act_clear = a("&Clear page", self.canvas.clear, QKeySequence(Qt.Key_Delete))
+        self.act_copy = a("&Copy text", self.results.copy_text, QKeySequence.Copy)
+        self.act_recognize = a("&Recognise now", self.controller.request_now, QKeySequence("F5"))
+        self.act_fit = a("&Fit ink to view", self.canvas.fit_view, QKeySequence("Ctrl+0"))
+        self.act_guides = a("Writing &guide lines", self._set_guides, None, checkable=True)
+        self.act_demo = a("&Demo panel", self.demo_dock.setVisible, QKeySequence("Ctrl+D"),
+                          checkable=True)
+        self.act_replay = a("Re&play the writing (demo)", self.replay_demo, QKeySequence("Ctrl+R"),
+                            "Open the demo panel and replay the current line")
+        self.act_model = a("Choose &model file...", self.choose_model, None)
+        self.act_default_model = a("Use the &default model", lambda: self.set_model_path(None))
+        self.act_lm = a("Use &language model", self._set_lm, None, checkable=True)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        for act in (self.act_new, self.act_open):
+            file.addAction(act)
+        self.recent_menu = file.addMenu("Open &recent")
+        for act in (self.act_save, self.act_save_as, None, self.act_export, self.act_export_view,
+                    None, self.act_quit):
+            file.addSeparator() if act is None else file.addAction(act)
+        edit = bar.addMenu("&Edit")
+        for act in (self.act_undo, self.act_redo, self.act_clear, None, self.act_copy,
+                    self.act_recognize):
+            edit.addSeparator() if act is None else edit.addAction(act)
+        view = bar.addMenu("&View")
+        for act in (self.act_fit, self.act_guides, self.act_demo, self.act_replay):
+            view.addAction(act)
+        settings = bar.addMenu("&Settings")
+        for act in (self.act_model, self.act_default_model, self.act_lm):
+            settings.addAction(act)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
+        tools = self.addToolBar("Main")
+        tools.setObjectName("mainToolbar")
+        for act in (self.act_open, self.act_save, self.act_export, None, self.act_undo,
+                    self.act_redo, self.act_clear, None, self.act_demo):
+            tools.addSeparator() if act is None else tools.addAction(act)
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.canvas.strokeStarted.connect(c.hold)
+        self.canvas.documentChanged.connect(self._doc_changed)
+        self.canvas.boxClicked.connect(self.select_char)
+        c.resultReady.connect(self.show_result)
+        c.failed.connect(lambda msg: self._status(f"Recognition failed: {msg}"))
+        c.modelLoaded.connect(self._model_loaded)
+        c.modelFailed.connect(self._model_failed)
+        c.busyChanged.connect(lambda busy: self.busy_label.setText("recognising..." if busy else ""))
+        c.explained.connect(self._explained)
+        self.results.charClicked.connect(self.select_char)
+        self.results.alternativeChosen.connect(self.choose_alternative)
+        self.saliency.methodChanged.connect(self._method_changed)
+        self.saliency.clearRequested.connect(self.clear_heat)
+        self.saliency.exportRequested.connect(self.export_view)
+        self.demo.computeRequested.connect(self.compute_demo)
+        self.demo.exportRequested.connect(self.export_demo)
+        self.demo_dock.visibilityChanged.connect(self.act_demo.setChecked)
+        self.autosaver.failed.connect(lambda msg: self._status(f"Autosave failed: {msg}"))
+
+    def shortcut_table(self) -> list[tuple[str, str]]:
+        """(keys, action) for every action with a shortcut, in menu order."""
+        rows = []
+        for act in self.actions():
+            keys = ", ".join(k.toString(QKeySequence.NativeText) for k in act.shortcuts())
+            if keys:
+                rows.append((keys, act.text().replace("&", "")))
+        return rows
+
+    def show_shortcuts(self) -> None:
+        text = "\n".join(f"{keys}\t{name}" for keys, name in self.shortcut_table())
+        QMessageBox.information(self, "Keyboard shortcuts",
+                                text + "\n\nRight-click (or Ctrl+click) a character box on the "
+                                "canvas to explain it.")
+
+    # --------------------------------------------------------------- settings
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self.act_guides.setChecked(_as_bool(s.value("canvas/guides", True)))
+        self.canvas.show_guides = self.act_guides.isChecked()
+        self.act_lm.setChecked(_as_bool(s.value("recognition/lm", True)))
+        self.controller.use_lm = None if self.act_lm.isChecked() else False
+        self.saliency.set_method(str(s.value("saliency/method", "gradient")))
+        self._rebuild_recent()
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("saliency/method", self.saliency.current_method())
+        s.sync()
+
+    def _set_guides(self, on: bool) -> None:
+        self.canvas.show_guides = on
+        self.canvas.update()
+        self.settings.setValue("canvas/guides", on)
+
+    def _set_lm(self, on: bool) -> None:
+        # None lets the recogniser use its LM when it has one; False turns it off.
+        self.controller.use_lm = None if on else False
+        self.settings.setValue("recognition/lm", on)
+        self.controller.invalidate()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        items = [str(path)] + [p for p in self.recent_files() if p != str(path)]
+        self.settings.setValue("files/recent", items[:MAX_RECENT])
+        self.settings.setValue("files/lastDir", str(path.parent))
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        for i, p in enumerate(self.recent_files()):
+            act = self.recent_menu.addAction(f"&{i + 1} {Path(p).name}")
+            act.setToolTip(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_file(p))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    # ------------------------------------------------------------------ model
+    def load_model(self, path: Optional[str]) -> None:
+        """Load ``path`` (None: the default model) in the background."""
+        self.model_label.setText(f"Loading {'model ' + str(path) if path else 'the default model'}...")
+        self.controller.load_model(path)
+
+    def set_model_path(self, path: Optional[str]) -> None:
+        self.settings.setValue("model/path", path or "")
+        self.load_model(path)
+
+    def choose_model(self) -> None:
+        path = self.ask_open_path("Choose a model file", "inkread models (*.pt);;All files (*)")
+        if path:
+            self.set_model_path(str(path))
+
+    def _model_loaded(self, label: str) -> None:
+        self.model_label.setText(f"Model: {label}")
+        self.results.text.placeholder = "Write on the canvas; the text appears here."
+        self.results.text.update()
+
+    def _model_failed(self, message: str) -> None:
+        self.model_label.setText(f"No model: {message}")
+        self.results.text.placeholder = ("No recognition model is loaded, so no text. You can "
+                                         "still write, open and save ink. Choose a model with "
+                                         "Settings > Choose model file.")
+        self.results.text.update()
+        self._status("No recognition model; the canvas works as an ink editor.")
+
+    def _status(self, text: str, ms: int = 6000) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    # ---------------------------------------------------------------- changes
+    def _doc_changed(self) -> None:
+        self.heat_request = None
+        self.controller.schedule()
+        doc = self.canvas.doc
+        if doc.modified and len(doc):
+            self.autosaver.changed()
+        else:  # nothing unsaved (just opened, saved, or an empty page): nothing to recover
+            self.autosaver.discard()
+        self._update_state()
+
+    def _update_state(self) -> None:
+        doc = self.canvas.doc
+        self.act_undo.setEnabled(doc.can_undo())
+        self.act_redo.setEnabled(doc.can_redo())
+        self.act_clear.setEnabled(len(doc) > 0)
+        name = self.path.name if self.path else "untitled"
+        self.setWindowTitle(f"{name}{'*' if doc.modified and len(doc) else ''} - inkread")
+
+    # ---------------------------------------------------------------- results
+    def show_result(self, result: PageResult) -> None:
+        """Show a fresh recognition: text, n-best, timing, and boxes on the ink."""
+        self.results.set_result(result)
+        self.canvas.set_boxes(self._boxes(result))
+        self.canvas.set_selected(None)
+        if self.demo.view.rows is not None or self.demo.status.text():
+            self.demo.set_rows(None, "Press Replay to show the rows for the current line.")
+
+    def _boxes(self, result: PageResult) -> list[CharBox]:
+        arr = self.canvas.doc.to_ink().to_array()
+        boxes = []
+        for ln, res in enumerate(result.lines):
+            if res.chosen != 0:
+                continue  # spans belong to the best hypothesis only
+            for ch, index, pts in res.chars:
+                page = result.char_points(ln, index)
+                if not has_box(ch, pts) or page.size == 0:
+                    continue
+                xy = arr[page, :2]
+                rect = (float(xy[:, 0].min()), float(xy[:, 1].min()),
+                        float(xy[:, 0].max()), float(xy[:, 1].max()))
+                boxes.append(CharBox((ln, index), ch, rect))
+        return boxes
+
+    def choose_alternative(self, line: int, index: int) -> None:
+        result = self.results.result
+        if result is None or not 0 <= line < len(result.lines):
+            return
+        result.lines[line].chosen = index
+        self.results.set_result(result)
+        self.results.show_line(line)
+        self.canvas.set_boxes(self._boxes(result))
+        self._status(f"Line {line + 1}: using {result.lines[line].shown_text!r}")
+
+    # --------------------------------------------------------------- saliency
+    def select_char(self, line: int, index: int) -> None:
+        """A character was clicked: select it and compute its heat."""
+        result = self.results.result
+        if result is None or not 0 <= line < len(result.lines):
+            return
+        key = (line, index)
+        self.canvas.set_selected(key)
+        self.results.text.set_selected(key)
+        self.results.show_line(line)
+        self.explain_selected()
+
+    def explain_selected(self) -> None:
+        key, result = self.canvas.selected, self.results.result
+        if key is None or result is None:
+            return
+        line, index = key
+        res = result.lines[line]
+        if res.chosen != 0:
+            self.saliency.set_status("Saliency is computed for the best hypothesis; "
+                                     "choose it again in the list to explain its characters.")
+            return
+        why = explain.unavailable()
+        if why or self.controller.recognizer is None:
+            self.saliency.set_status(why or "No model loaded.")
+            return
+        method = self.saliency.current_method()
+        ink = line_ink(self.canvas.doc.to_ink(), result.layout[line])
+        rec = self.controller.recognizer
+        self.heat_request = (result.revision, line, index, method)
+        self.saliency.set_status(f"Computing {explain.METHODS[method].lower()} for "
+                                 f"{res.text[index]!r}...")
+        ch, frames = res.text[index], result.frames_of(line, index)
+        self.controller.explain(self.heat_request,
+                                lambda: explain.char_heat(rec, ink, index, method, ch, frames))
+
+    def _explained(self, revision: int, request: Any, value: Any) -> None:
+        if request == ("demo", revision):
+            self._demo_ready(value)
+            return
+        if request != self.heat_request or self.results.result is None:
+            return  # another character or another ink by now
+        if isinstance(value, str):
+            self.saliency.set_status(f"Saliency failed: {value}")
+            return
+        _, line, index, method = request
+        self.set_heat(line, np.asarray(value))
+        ch = self.results.result.lines[line].text[index]
+        self.saliency.set_status(f"{explain.METHODS[method]} for {ch!r}: brighter, thicker ink "
+                                 "drove this character more.")
+
+    def set_heat(self, line: int, scores: np.ndarray) -> None:
+        """Show (N_line,) scores of line ``line`` as heat on the page (other lines grey)."""
+        levels = np.zeros(self.canvas.doc.num_points)
+        levels[self.results.result.layout[line].points] = normalise(scores)
+        self.canvas.set_heat(levels)
+
+    def clear_heat(self) -> None:
+        self.heat_request = None
+        self.canvas.set_heat(None)
+
+    def _method_changed(self, method: str) -> None:
+        self.settings.setValue("saliency/method", method)
+        if self.canvas.selected is not None:
+            self.explain_selected()
+
+    def replay_demo(self) -> None:
+        self.demo_dock.show()
+        self.demo.replay()
+
+    def compute_demo(self) -> None:
+        result = self.results.result
+        why = explain.demo_unavailable()
+        if why or self.controller.recognizer is None or not result or not result.lines:
+            self.demo.set_rows(None, why or "Write and recognise a line first.")
+            return
+        ink = line_ink(self.canvas.doc.to_ink(), result.layout[self.results.current_line])
+        rec = self.controller.recognizer
+        self.demo.set_rows(None, "Computing...")
+        self.controller.explain(("demo", result.revision), lambda: explain.demo_rows(rec, ink))
+
+    def _demo_ready(self, value: Any) -> None:
+        if isinstance(value, str):
+            self.demo.set_rows(None, f"Demo failed: {value}")
+            return
+        self.demo.set_rows(value, f"Line {self.results.current_line + 1}: "
+                                  f"{value.probs.shape[0]} output frames")
+        self.demo.replay()
+
+    # ------------------------------------------------------------------ files
+    def new_page(self) -> None:
+        if self.confirm_discard():
+            self._set_document(InkDocument(), None)
+
+    def _set_document(self, doc: InkDocument, path: Optional[Path]) -> None:
+        self.path = path
+        self.results.set_result(None)
+        self.canvas.set_document(doc)
+        self.controller.schedule(0)
+
+    def open_file(self, path: Optional[os.PathLike | str] = None) -> bool:
+        """Open an ink file (asks for one when ``path`` is None); errors go to a message box."""
+        if not self.confirm_discard():
+            return False
+        if path is None:
+            path = self.ask_open_path("Open ink", open_filter())
+            if not path:
+                return False
+        path = Path(path)
+        try:
+            ink = read_ink(path)
+            doc = InkDocument()
+            doc.load(ink)
+        except InkreadError as exc:
+            self.show_error("Cannot open ink", str(exc))
+            return False
+        writable = path.suffix.lower() in SAVE_FILTERS.values()
+        self._set_document(doc, path if writable else None)
+        self._add_recent(path)
+        self.autosaver.discard()
+        self._status(f"Opened {path.name}: {len(doc)} strokes, {doc.num_points} points")
+        self._update_state()
+        return True
+
+    def ink_to_save(self) -> Ink:
+        """The page as saved: the loaded label while the strokes are unchanged, else the shown text."""
+        doc = self.canvas.doc
+        ink = doc.to_ink()
+        if not doc.pristine or ink.text is None:
+            text = self.results.text.text() if self.results.result else None
+            ink = ink.replace(text=text or None)
+        return ink
+
+    def save(self) -> bool:
+        if self.path is None:
+            return self.save_as()
+        return self._write(self.path)
+
+    def save_as(self) -> bool:
+        path = self.ask_save_path("Save ink", SAVE_FILTERS)
+        return bool(path) and self._write(Path(path))
+
+    def _write(self, path: Path) -> bool:
+        try:
+            write_ink(self.ink_to_save(), path)
+        except InkreadError as exc:
+            self.show_error("Cannot save ink", str(exc))
+            return False
+        self.path = path
+        self.canvas.doc.mark_saved()
+        self.autosaver.discard()
+        self._add_recent(path)
+        self._update_state()
+        self._status(f"Saved {path}")
+        return True
+
+    def export_image(self) -> bool:
+        """Export the ink as PNG or SVG through :mod:`inkread.render`."""
+        ink = self.canvas.doc.to_ink()
+        if ink.is_empty:
+            self.show_error("Nothing to export", "The page has no ink yet.")
+            return False
+        path = self.ask_save_path("Export image", EXPORT_FILTERS)
+        if not path:
+            return False
+        try:
+            from inkread import render
+            render.save(ink, path, width=max(self.canvas.width(), 400))
+        except (InkreadError, ImportError) as exc:
+            self.show_error("Cannot export", str(exc))
+            return False
+        self._status(f"Exported {path}")
+        return True
+
+    def export_view(self) -> bool:
+        """Save the canvas as shown (with boxes and heat) as PNG."""
+        return self._save_pixmap(self.canvas.render_image(), "Export view")
+
+    def export_demo(self) -> bool:
+        return self._save_pixmap(self.demo.view.image(), "Export demo")
+
+    def _save_pixmap(self, pixmap, title: str) -> bool:
+        path = self.ask_save_path(title, {"PNG image (*.png)": ".png"})
+        if not path:
+            return False
+        if not pixmap.save(str(path), "PNG"):
+            self.show_error(title, f"{path}: cannot write the PNG file")
+            return False
+        self._status(f"Saved {path}")
+        return True
+
+    # --------------------------------------------------------------- recovery
+    def offer_recovery(self) -> bool:
+        """If a previous session left an autosave, offer to restore it."""
+        ink = self.autosaver.pending()
+        if ink is None:
+            return False
+        if not self.ask_recover(ink):
+            self.autosaver.discard()
+            return False
+        doc = InkDocument()
+        doc.load(ink)
+        doc.saved_revision = -1  # recovered ink is unsaved
+        self._set_document(doc, None)
+        self._update_state()
+        self._status(f"Recovered {len(doc)} strokes from the last session")
+        return True
+
+    # ---------------------------------------------------------------- dialogs
+    def show_error(self, title: str, message: str) -> None:
+        """One-line error in a message box (tests replace this)."""
+        self.last_error = message
+        log.info("%s: %s", title, message)
+        QMessageBox.warning(self, title, message)
+
+    def ask_open_path(self, title: str, filters: str) -> Optional[str]:
+        start = str(self.settings.value("files/lastDir", "") or "")
+        path, _ = QFileDialog.getOpenFileName(self, title, start, filters)
+        return path or None
+
+    def ask_save_path(self, title: str, filters: dict[str, str]) -> Optional[str]:
+        start = str(self.path.with_suffix("")) if self.path else \
+            str(self.settings.value("files/lastDir", "") or "")
+        path, chosen = QFileDialog.getSaveFileName(self, title, start, ";;".join(filters))
+        if not path:
+            return None
+        suffixes = set(filters.values())
+        if Path(path).suffix.lower() not in suffixes:
+            path += filters.get(chosen, next(iter(suffixes)))
+        return path
+
+    def confirm_discard(self) -> bool:
+        """True when there are no unsaved strokes or the user agrees to lose them."""
+        doc = self.canvas.doc
+        if not (doc.modified and len(doc)):
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved ink", "The page has unsaved ink. Save it first?",
+            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if answer == QMessageBox.Save:
+            return self.save()
+        return answer == QMessageBox.Discard
+
+    def ask_recover(self, ink: Ink) -> bool:
+        answer = QMessageBox.question(
+            self, "Recover ink",
+            f"inkread did not close cleanly last time. Recover the unsaved page "
+            f"({len(ink)} strokes)?", QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        return answer == QMessageBox.Yes
+
+    # ----------------------------------------------------------- window events
+    def dragEnterEvent(self, ev: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QDropEvent) -> None:
+        files = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if files:
+            ev.acceptProposedAction()
+            # Open after the drop returns, so a message box does not block the drag source.
+            QTimer.singleShot(0, lambda: self.open_file(files[0]))
+
+    def closeEvent(self, ev: QCloseEvent) -> None:
+        if not self.confirm_discard():
+            ev.ignore()
+            return
+        self._save_settings()
+        self.controller.shutdown()
+        self.autosaver.discard()
+        ev.accept()
+
+
+def _as_bool(value: Any) -> bool:
+    """QSettings returns 'true'/'false' strings from INI files."""
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes", "on")
+    return bool(value)
