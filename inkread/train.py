@@ -381,6 +381,7 @@ def resume_run(out: Path, cfg_overrides: dict) -> tuple[Run, dict]:
     run = build_run(specs["train"], specs["weights"], specs["val"], out, ld.model.cfg,
                     ld.feature_config, cfg, alphabet=ld.alphabet.chars)
     run.model.load_state_dict(ld.model.state_dict())
+    run.specs = dict(specs)  # keeps what build_run does not know, such as --init
     for k in ("epoch", "batch_in_epoch", "step", "best_cer", "bad_epochs", "minutes", "skipped_batches"):
         setattr(run, k, ts[k])
     return run, ts["optimizer"]

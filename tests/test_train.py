@@ -115,3 +115,24 @@ def test_torchrun_two_processes_identical_weights(tmp_path):
     assert set(prints) == {"0", "1"}, p.stderr[-2000:]
     assert prints["0"] == prints["1"]
     assert (tmp_path / "ddp" / "last.pt").exists()
+
+
+def test_init_fine_tunes_from_a_model(tmp_path):
+    """--init takes the model's weights, alphabet and settings; model options are ignored."""
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    base = tiny_model(seed=5)
+    save(tmp_path / "base.pt", base, ALPHABET, FeatureConfig(), meta={})
+    rc = main(["train", "--init", str(tmp_path / "base.pt"), "--train", f"native:{data}",
+               "--out", str(tmp_path / "ft"), "--epochs", "1", "--lr", "1e-12", "--warmup-steps", "1",
+               "--hidden-size", "99", "--no-augment"])
+    assert rc == 0
+    ft = load(tmp_path / "ft" / "last.pt")
+    assert ft.alphabet.chars == ALPHABET.chars and ft.model.cfg == base.cfg
+    assert ft.train_state["specs"]["init"] == str(tmp_path / "base.pt")
+    for (k, a), b in zip(base.state_dict().items(), ft.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    assert main(["train", "--init", str(tmp_path / "nope.pt"), "--train", f"native:{data}",
+                 "--out", str(tmp_path / "x")]) == 2

@@ -21,6 +21,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder: checkpoints, metrics.csv")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
     p.add_argument("--alphabet", help="fixed alphabet string instead of the training labels")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this model's weights, alphabet, network and feature settings "
+                        "(fine-tuning, e.g. on your own writing); model and feature options are ignored")
     g = p.add_argument_group("model")
     for f in dataclasses.fields(ModelConfig):
         if f.name not in ("input_size", "num_classes"):
@@ -61,12 +64,22 @@ def run(args: argparse.Namespace) -> int:
         weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.train)
         if len(weights) != len(args.train):
             raise OptionError(f"--weights has {len(weights)} values for {len(args.train)} --train specs")
-        mcfg = ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig)
-                              if f.name not in ("input_size", "num_classes")})
-        fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
-                             slant_correction=args.slant_correction)
+        init = None
+        if args.init:
+            from ..checkpoint import load
+            init = load(args.init)
+            mcfg, fcfg, alphabet = init.model.cfg, init.feature_config, init.alphabet.chars
+        else:
+            mcfg = ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig)
+                                  if f.name not in ("input_size", "num_classes")})
+            fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
+                                 slant_correction=args.slant_correction)
+            alphabet = args.alphabet
         run_ = build_run(args.train, weights, args.val, Path(args.out), mcfg, fcfg,
-                         TrainConfig(**over), args.alphabet)
+                         TrainConfig(**over), alphabet)
+        if init is not None:
+            run_.model.load_state_dict(init.model.state_dict())
+            run_.specs["init"] = str(args.init)
         opt_state = None
     result = fit(run_, opt_state)
     if int(os.environ.get("RANK", "0")) == 0:
