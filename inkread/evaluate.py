@@ -163,6 +163,18 @@ def evaluate(recognizer: "Recognizer", samples: Iterable["Sample"], limit: int =
     return Evaluation(scores, time.perf_counter() - t0, rows, recognizer.settings(lm))
 
 
+def perturb(ink: "Ink", drop_time: bool = False, rate: float = 0.0, scale: float = 1.0) -> "Ink":
+    """Ink as another device would give it: resampled to ``rate`` Hz (0 = as is),
+    scaled by ``scale``, and with its timestamps replaced by synthesized ones
+    (``drop_time``, as for a source without time). Used to measure robustness."""
+    from .ink import Stroke, resample_rate, synthesize_time
+    if rate:
+        ink = resample_rate(ink, rate)
+    if scale != 1.0:
+        ink = ink.replace(strokes=[Stroke(s.x * scale, s.y * scale, s.t, s.pressure) for s in ink.strokes])
+    return synthesize_time(ink) if drop_time else ink
+
+
 def _bar(total: int, enabled: bool):
     if not enabled:
         return None

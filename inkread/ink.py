@@ -257,3 +257,25 @@ def synthesize_time(ink: Ink, speed: Optional[float] = None, gap: float = 0.15,
         new.append(Stroke(s.x.copy(), s.y.copy(), t, None if s.pressure is None else s.pressure.copy()))
         t0 = float(t[-1]) + gap
     return ink.replace(strokes=new, time_synthesized=True).validated()
+
+
+def resample_rate(ink: Ink, rate: float) -> Ink:
+    """The same pen paths as sampled by a digitizer at ``rate`` Hz.
+
+    Each stroke is linearly interpolated at ``t0, t0 + 1/rate, ...`` and its
+    last point kept, so a slow device (mouse events, a 60 Hz tracker) and a
+    fast one (a 200 Hz tablet) can be imitated from the same ink. The
+    per-point character truth does not survive resampling and is dropped.
+    """
+    if not rate > 0:
+        raise InkError(f"sampling rate must be positive, not {rate}")
+    new = []
+    for s in ink.strokes:
+        if len(s) < 2 or s.t[-1] <= s.t[0]:
+            new.append(s.copy())
+            continue
+        t = np.arange(s.t[0], s.t[-1], 1.0 / rate)
+        t = np.append(t, s.t[-1]) if t[-1] < s.t[-1] else t
+        p = None if s.pressure is None else np.interp(t, s.t, s.pressure)
+        new.append(Stroke(np.interp(t, s.t, s.x), np.interp(t, s.t, s.y), t, p))
+    return ink.replace(strokes=new, char_of_point=None).validated()

@@ -129,3 +129,30 @@ def test_cli_lm_tune_writes_best_setting(tmp_path, capsys):
     assert main(["lm", "tune", "--data", f"native:{data}", "--model", str(model),
                  "--lm", str(tmp_path / "none.npz")]) == 2
     assert "none.npz" in capsys.readouterr().err
+
+
+def test_perturbations_imitate_other_devices():
+    from inkread.evaluate import perturb
+    from engine_helpers import make_ink
+    ink = make_ink("abd")  # sampled at 100 Hz
+    slow = perturb(ink, rate=50.0)
+    assert [len(s) for s in slow.strokes] == [(len(s) + 1) // 2 + (len(s) % 2 == 0) for s in ink.strokes]
+    for a, b in zip(ink.strokes, slow.strokes):
+        assert (a.x[0], a.y[0], a.t[-1], a.x[-1]) == (b.x[0], b.y[0], b.t[-1], b.x[-1])
+    assert slow.char_of_point is None and not slow.time_synthesized
+    big = perturb(ink, scale=3.0, drop_time=True)
+    assert big.time_synthesized and big.num_points == ink.num_points
+    assert big.bbox() == tuple(3.0 * v for v in ink.bbox())
+    with pytest.raises(Exception, match="rate"):
+        perturb(ink, rate=-1.0)
+
+
+def test_cli_eval_robustness_options(tmp_path, capsys):
+    data = write_native_dir(tmp_path / "d")
+    model = save_tiny_model(tmp_path / "m.pt")
+    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm", "--json",
+                 "--drop-time", "--rate", "60", "--scale", "0.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["perturbation"] == {"drop_time": True, "rate": 60.0, "scale": 0.5}
+    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--scale", "0"]) == 2
+    assert "--scale" in capsys.readouterr().err

@@ -18,22 +18,35 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "drop = remove '#' words from reference and hypothesis")
     p.add_argument("--json", action="store_true", help="print one JSON object (cer, wer, samples, seconds, ...)")
     p.add_argument("--errors", metavar="FILE", help="write id, reference, hypothesis, edits per sample (TSV)")
+    g = p.add_argument_group("robustness: score the ink as another device would give it")
+    g.add_argument("--drop-time", action="store_true", help="replace the timestamps by synthesized ones")
+    g.add_argument("--rate", type=float, default=0.0, metavar="HZ",
+                   help="resample every stroke in time to HZ samples per second")
+    g.add_argument("--scale", type=float, default=1.0, metavar="F", help="multiply all coordinates by F")
     p.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="lines per network call")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import load_spec
-    from ..errors import DataSpecError
+    from ..errors import DataSpecError, OptionError
     from ..evaluate import evaluate, write_errors
     ds = load_spec(args.data)
     if len(ds) == 0:
         raise DataSpecError(f"no labelled samples ({len(ds.skipped)} skipped)", args.data)
+    if args.rate < 0 or not args.scale > 0:
+        raise OptionError("--rate must be >= 0 and --scale > 0", where="eval")
+    if args.drop_time or args.rate or args.scale != 1.0:
+        from ..datasets import Dataset, Sample
+        from ..evaluate import perturb
+        ds = Dataset(ds.spec, [Sample(perturb(s.ink, args.drop_time, args.rate, args.scale), s.text, s.id,
+                                      s.writer) for s in ds], ds.skipped)
     rec = load_recognizer(args)
     ev = evaluate(rec, ds, limit=args.limit or 0, lm=not args.no_lm, crossed_out=args.crossed_out,
                   batch_size=args.batch_size, progress=not args.json and sys.stderr.isatty())
     if args.errors:
         write_errors(args.errors, ev.rows)
-    out = dict(ev.to_dict(), data=args.data, skipped=len(ds.skipped))
+    out = dict(ev.to_dict(), data=args.data, skipped=len(ds.skipped),
+               perturbation={"drop_time": args.drop_time, "rate": args.rate, "scale": args.scale})
     if args.json:
         print(json.dumps(out))
         return 0
