@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,22 @@ def test_cli_recognize(tmp_path, capsys):
     assert capsys.readouterr().out.count("\n") == 1
     assert main(["recognize", str(tmp_path / "nope.json"), "--model", str(model)]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default.pt"
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped default model in models/")
+def test_shipped_default_model_reads_the_samples():
+    """The shipped model loads as a self-describing file, fits the size budget and reads data/samples."""
+    from inkread.evaluate import score
+    from inkread.formats import read_ink
+    rec = Recognizer.load(SHIPPED)
+    assert 0.5e6 < rec.model.num_parameters() < 2e6
+    assert SHIPPED.stat().st_size + (SHIPPED.parent / "lm-en.npz").stat().st_size < 10e6
+    samples = sorted((SHIPPED.parent.parent / "data" / "samples").glob("hello.*"))
+    assert len(samples) >= 4
+    truth = read_ink(SHIPPED.parent.parent / "data" / "samples" / "hello.json").text
+    refs = [truth] * len(samples)  # the same ink in every format; .npy offsets carry no label
+    hyps = [rec.recognize(read_ink(path)).text for path in samples]
+    assert score(refs, hyps).cer <= 0.3, list(zip(refs, hyps))
