@@ -15,7 +15,7 @@ from inkread.errors import DataSpecError
 from inkread.formats import read_ink, write_ink
 from inkread.ink import Ink, Stroke
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from iam_fixtures import FIXTURES  # noqa: E402  (tests/fixtures with the fake IAM-OnDB lines written in)
 REAL_IAM = Path(os.environ.get("INKREAD_IAMONDB", Path.home() / ".cache/inkread/IAM-OnDB"))
 
 

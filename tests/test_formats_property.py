@@ -13,7 +13,7 @@ from inkread.errors import InkreadError
 from inkread.formats import read_ink, unipen, write_ink
 from inkread.ink import Ink, Stroke
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from iam_fixtures import FIXTURES  # noqa: E402  (tests/fixtures with the fake IAM-OnDB lines written in)
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
