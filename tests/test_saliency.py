@@ -150,6 +150,21 @@ def test_exact_gradients_equal_autograd_and_windows_cut():
     assert np.abs(mid).max() > 0
 
 
+def test_hand_written_backward_equals_autograd_for_several_variants():
+    # the exact path's own backward recurrence against autograd through the
+    # whole line (a window wider than the line), for M noisy variants at once
+    model = _model()
+    x = torch.from_numpy(featurize(make_ink("cabd"), FCFG).x)[None]
+    xs = x + 0.3 * torch.randn(3, *x.shape[1:], generator=torch.Generator().manual_seed(0))
+    T_out = model(x, torch.tensor([x.shape[1]]))[0].shape[1]
+    tokens, frames = [2, 4, 1, 3], [(0, 0), (1, 3), (T_out // 2, T_out // 2 + 1), (T_out - 1, T_out - 1)]
+    exact = S.exact_char_gradients(model, xs, tokens, frames)
+    auto = S.char_gradients(model, xs, tokens, frames, window=10 ** 6)
+    assert exact.shape == auto.shape == (3, 4) + tuple(x.shape[1:])
+    assert np.abs(auto).max() > 1e-3
+    np.testing.assert_allclose(exact, auto, atol=1e-5, rtol=1e-4)
+
+
 # ------------------------------------------------------------------ methods
 @pytest.mark.parametrize("method", S.METHODS)
 def test_explain_shapes_and_sums(method):
