@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 #: Attribution methods offered in the UI, in menu order, with their labels.
 METHODS = {
     "gradient": "Gradient",
+    "coordinates": "Pen-position gradient",
     "gradxinput": "Gradient x input",
     "integrated": "Integrated gradients",
     "smoothgrad": "SmoothGrad",

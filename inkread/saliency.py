@@ -11,6 +11,15 @@ Methods (:data:`METHODS`):
 * ``gradient``: |d target / d (dx, dy)| per frame, the L2 norm over the two
   pen-motion channels (Graves's demo: the gradient carried back to the
   pen's x and y inputs). Non-negative.
+* ``coordinates``: the same gradient carried one step further, to the
+  positions of the resampled pen points: the features are deltas,
+  d_r = ppH (p_r - p_{r-1}), so d target / d p_r = ppH (g_r - g_{r+1}) with
+  g the gradient of the (dx, dy) channels; its L2 norm per resampled point
+  (without the constant factor ppH) is
+  spread over the original points of the stroke by the same hat weights as
+  below. It asks "which pen positions, if moved, change the character", and
+  is sharper than ``gradient`` where the stroke is smooth (neighbouring
+  deltas' gradients cancel). Non-negative.
 * ``gradxinput``: sum over all channels of gradient * input. Signed.
 * ``integrated``: integrated gradients (Sundararajan et al. 2017) from the
   all-zero baseline, i.e. a pen that does not move (dx = dy = dt = 0, no
@@ -85,8 +94,11 @@ from .ink import Ink
 
 log = logging.getLogger(__name__)
 
-METHODS = ("gradient", "gradxinput", "integrated", "smoothgrad")
+METHODS = ("gradient", "coordinates", "gradxinput", "integrated", "smoothgrad")
+#: Methods whose (K, T) scores index resampled points rather than frames.
+POINT_METHODS = ("coordinates",)
 ALIASES = {"grad": "gradient", "gxi": "gradxinput", "gradient_x_input": "gradxinput",
+           "coord": "coordinates", "pen": "coordinates", "positions": "coordinates",
            "ig": "integrated", "integrated_gradients": "integrated", "sg": "smoothgrad"}
 #: Output frames each side of a character's span that its gradient is carried
 #: through; None = the whole line (exact). Truncation is faster but biases the
@@ -266,6 +278,14 @@ def point_map(src_pos: np.ndarray, new_stroke: np.ndarray, pen_up: np.ndarray) -
     reps = count[seg_r]
     idx = np.repeat(start[seg_r], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
     return PointMap(np.repeat(seg_f, reps), pc[idx], np.repeat(seg_v, reps) * pv[idx], len(pen_up))
+
+
+def resampled_point_map(src_pos: np.ndarray, new_stroke: np.ndarray, pen_up: np.ndarray) -> PointMap:
+    """The resampled-point-to-original-point map (hat weights; see the module docstring)."""
+    T = len(src_pos)
+    first = (np.asarray(new_stroke) > 0.5) | (np.arange(T) == 0)
+    rows, cols, vals = _resampled_to_points(np.asarray(src_pos, dtype=np.float64), first, np.asarray(pen_up))
+    return PointMap(rows, cols, vals, len(pen_up))
 
 
 def _resampled_to_points(q: np.ndarray, first: np.ndarray, pen_up: np.ndarray):
@@ -611,10 +631,11 @@ def frame_scores_multi(model: Any, x: np.ndarray, tokens: Sequence[int], frames:
     x0 = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     pos = list(POSITION_CHANNELS)
     out: dict[str, np.ndarray] = {}
-    if "gradient" in methods or "gradxinput" in methods:
+    if {"gradient", "gradxinput", "coordinates"} & set(methods):
         g = char_gradients(model, x0[None], tokens, frames, window, states)[0]  # (K, T, F)
         out["gradient"] = np.linalg.norm(g[..., pos], axis=-1).astype(np.float64)
         out["gradxinput"] = (g * x[None]).sum(-1).astype(np.float64)
+        out["coordinates"] = np.linalg.norm(coordinate_gradient(g[..., pos]), axis=-1).astype(np.float64)
     if "integrated" in methods:
         alphas = (np.arange(steps) + 0.5) / steps
         xs = torch.from_numpy(alphas[:, None, None].astype(np.float32)) * x0[None]  # baseline 0
@@ -630,6 +651,24 @@ def frame_scores_multi(model: Any, x: np.ndarray, tokens: Sequence[int], frames:
     return {m: out[m] for m in methods}
 
 
+def coordinate_gradient(g: np.ndarray, points_per_height: float = 1.0) -> np.ndarray:
+    """Gradient w.r.t. the resampled pen positions from the gradient w.r.t. the deltas.
+
+    With d_0 = 0 and d_r = ppH (p_r - p_{r-1}) (the resampled points of all
+    strokes chained, so a stroke's first delta is the pen-up jump),
+    d / d p_r = ppH (g_r - g_{r+1}) with g_T = 0; p_0 only enters through d_1.
+
+    Args:
+        g: (..., T, 2) gradient of the (dx, dy) channels.
+    Returns:
+        (..., T, 2).
+    """
+    q = np.array(g, dtype=np.float64, copy=True)
+    q[..., 0, :] = 0.0  # d_0 is the constant 0
+    q[..., :-1, :] -= g[..., 1:, :]
+    return q * points_per_height
+
+
 @dataclass
 class _Line:
     """One featurised, decoded line."""
@@ -641,6 +680,11 @@ class _Line:
     tokens: list[int]
     frames: list[tuple[int, int]]
     pmap: PointMap
+    rmap: PointMap  # resampled point -> original points (for POINT_METHODS)
+
+    def to_points(self, method: str, scores: np.ndarray) -> np.ndarray:
+        """(K, T) scores of ``method`` -> (K, N) point scores."""
+        return (self.rmap if method in POINT_METHODS else self.pmap).apply(scores)
 
 
 def _decode_line(engine: Engine, ink: Ink) -> _Line:
@@ -651,8 +695,10 @@ def _decode_line(engine: Engine, ink: Ink) -> _Line:
     lp, states = line_states(engine.model, torch.from_numpy(feats.x)[None])
     hyp = engine.decoder(lp, torch.tensor([lp.shape[1]]))[0][0]
     text = "".join(engine.label(t) for t in hyp.tokens) if engine.alphabet is None else hyp.text
-    pmap = point_map(feats.src_pos, feats.x[:, 3], ink.to_array()[:, 3])
-    return _Line(feats, lp[0].numpy(), states, text, list(hyp.tokens), list(hyp.frames), pmap)
+    pen_up = ink.to_array()[:, 3]
+    pmap = point_map(feats.src_pos, feats.x[:, 3], pen_up)
+    rmap = resampled_point_map(feats.src_pos, feats.x[:, 3], pen_up)
+    return _Line(feats, lp[0].numpy(), states, text, list(hyp.tokens), list(hyp.frames), pmap, rmap)
 
 
 def explain(model: Any, ink: Ink, method: str = "gradient", chars: Optional[Sequence[int]] = None,
@@ -691,7 +737,7 @@ def explain(model: Any, ink: Ink, method: str = "gradient", chars: Optional[Sequ
                                 [line.frames[k] for k in pick], (method,), window, states=line.states,
                                 **options)[method] if pick else np.zeros((0, 1))
     t2 = time.perf_counter()
-    ps = line.pmap.apply(fs) if pick else np.zeros((0, ink.num_points))
+    ps = line.to_points(method, fs) if pick else np.zeros((0, ink.num_points))
     ss = stroke_sums(ps, ink) if pick else np.zeros((0, len(ink.strokes)))
     out = [CharSaliency(line.text[k], k, line.frames[k], ps[i], ss[i], line.tokens[k])
            for i, k in enumerate(pick)]
@@ -921,7 +967,7 @@ def _line_faithfulness(engine: Engine, ink: Ink, truth: str, runs: list, tallies
                 fs = frame_scores_multi(model, line.feats.x, [line.tokens[k] for k in ks],
                                         [line.frames[k] for k in ks], (method,), window,
                                         states=line.states if model is engine.model else None, **options)[method]
-            scores[name] = line.pmap.apply(fs)  # (K, N)
+            scores[name] = line.to_points(method, fs)  # (K, N)
             tallies[name].seconds += time.perf_counter() - t0
             _score_chars(tallies[name], scores[name], cop, [j for _, j in pairs])
         if deletion_chars > 0:

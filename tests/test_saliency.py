@@ -165,6 +165,28 @@ def test_hand_written_backward_equals_autograd_for_several_variants():
     np.testing.assert_allclose(exact, auto, atol=1e-5, rtol=1e-4)
 
 
+def test_coordinate_gradient_is_the_gradient_wrt_the_resampled_pen_positions():
+    # rebuild the (dx, dy) features from the resampled points inside autograd and
+    # differentiate w.r.t. the points themselves
+    model = _model()
+    feats = featurize(make_ink("bcad"), FCFG)
+    x = torch.from_numpy(feats.x)[None]
+    T_out = model(x, torch.tensor([x.shape[1]]))[0].shape[1]
+    tokens, frames = [3, 1], [(1, 2), (T_out - 2, T_out - 2)]
+    g = S.exact_char_gradients(model, x, tokens, frames)[0][..., :2]  # (K, T, 2)
+    q = S.coordinate_gradient(g, FCFG.points_per_height)
+    pts = torch.from_numpy(np.asarray(feats.points, dtype=np.float32))
+    for k, (tok, (a, b)) in enumerate(zip(tokens, frames)):
+        p = pts.clone().requires_grad_(True)
+        d = torch.diff(p, dim=0, prepend=p[:1]) * FCFG.points_per_height
+        xp = torch.cat([d, x[0, :, 2:]], dim=1)[None]
+        torch.testing.assert_close(xp.detach(), x, atol=1e-4, rtol=1e-4)
+        lp, _ = model(xp, torch.tensor([x.shape[1]]))
+        lp[0, a:b + 1, tok].sum().backward()
+        assert p.grad.abs().max() > 1e-4
+        np.testing.assert_allclose(q[k], p.grad.numpy(), atol=2e-4, rtol=1e-3)
+
+
 # ------------------------------------------------------------------ methods
 @pytest.mark.parametrize("method", S.METHODS)
 def test_explain_shapes_and_sums(method):

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-METHOD_NAMES = ("gradient", "gradxinput", "integrated", "smoothgrad")
+METHOD_NAMES = ("gradient", "coordinates", "gradxinput", "integrated", "smoothgrad")
 
 
 def _nonneg_int(text: str) -> int:
