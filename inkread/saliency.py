@@ -211,6 +211,20 @@ def resolve(obj: Any = None, lm: bool = True) -> Engine:
     raise TypeError(f"cannot explain with a {type(obj).__name__}")
 
 
+def usable_methods(engine: Engine) -> tuple[str, ...]:
+    """The methods that apply to this engine's features (``coordinates`` needs delta features)."""
+    curves = getattr(engine.feature_config, "curves", "points")
+    return METHODS if curves == "points" else tuple(m for m in METHODS if m not in POINT_METHODS)
+
+
+def _require_usable(engine: Engine, methods: Sequence[str]) -> None:
+    bad = [m for m in methods if m not in usable_methods(engine)]
+    if bad:
+        raise OptionError(f"saliency method {bad[0]!r} needs a model whose features are pen-motion deltas "
+                          f"(this one uses {getattr(engine.feature_config, 'curves', '?')!r} features); "
+                          f"choose from {', '.join(usable_methods(engine))}")
+
+
 def canonical_method(name: str) -> str:
     """The method's canonical name; OptionError for an unknown one."""
     key = name.strip().lower().replace("-", "_")
@@ -724,6 +738,7 @@ def explain(model: Any, ink: Ink, method: str = "gradient", chars: Optional[Sequ
     """
     engine = resolve(model, lm=lm)
     method = canonical_method(method)
+    _require_usable(engine, [method])
     t0 = time.perf_counter()
     with _eval_mode(engine.model):
         line = _decode_line(engine, ink)
@@ -979,7 +994,7 @@ def _line_faithfulness(engine: Engine, ink: Ink, truth: str, runs: list, tallies
     return Levenshtein.distance(line.text, truth), len(truth)
 
 
-def faithfulness(model: Any, samples: Any, methods: Sequence[str] = METHODS,
+def faithfulness(model: Any, samples: Any, methods: Optional[Sequence[str]] = None,
                  window: Optional[int] = DEFAULT_WINDOW, deletion_chars: int = 3, seed: int = 0,
                  control: bool = False, progress: bool = False, **options: Any) -> dict:
     """Saliency measured against per-point truth (synthetic ink).
@@ -1003,12 +1018,14 @@ def faithfulness(model: Any, samples: Any, methods: Sequence[str] = METHODS,
         model: anything :func:`resolve` takes.
         samples: Samples or Inks carrying ``text`` and ``char_of_point``
             (lines without them are skipped).
-        methods: methods to measure. window, options: as in :func:`explain`.
+        methods: methods to measure (None = all that apply to the model's
+            features). window, options: as in :func:`explain`.
     Returns:
         A plain dict: lines, skipped, cer, chars_counted, window, methods -> figures.
     """
     engine = resolve(model, lm=False)
-    methods = [canonical_method(m) for m in methods]
+    methods = list(usable_methods(engine)) if methods is None else [canonical_method(m) for m in methods]
+    _require_usable(engine, methods)
     runs = [(m, m, engine.model) for m in methods]
     if control:
         rnd = randomised_copy(engine.model, seed)
@@ -1110,7 +1127,8 @@ def bench(model: Any, inks: Sequence[Ink], methods: Sequence[str] = METHODS, thr
     inks = [ink for ink in inks if not ink.is_empty]
     if not inks:
         raise ValueError("no lines with ink to benchmark")
-    runs = [(canonical_method(m), None, canonical_method(m)) for m in methods]
+    runs = [(canonical_method(m), None, canonical_method(m)) for m in methods
+            if canonical_method(m) in usable_methods(engine)]
     if window_variant is not None:
         runs.append(("gradient", window_variant, f"gradient_window{window_variant}"))
     old = torch.get_num_threads()

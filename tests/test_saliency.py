@@ -371,3 +371,14 @@ def test_degenerate_inks_do_not_break_explain(trained):
     assert all(c.stroke_scores.shape == (len(gappy.strokes),) and c.stroke_scores[1] == 0 for c in ex.chars)
     with pytest.raises(InkError, match="no points"):
         S.explain(trained, Ink([]))
+
+
+def test_coordinates_method_is_refused_for_features_that_are_not_deltas():
+    from types import SimpleNamespace
+    from inkread.errors import OptionError
+    points = S.Engine(_model(), SimpleNamespace(curves="points"))
+    curves = S.Engine(_model(), SimpleNamespace(curves="bezier"))
+    assert "coordinates" in S.usable_methods(points)
+    assert "coordinates" not in S.usable_methods(curves) and "gradient" in S.usable_methods(curves)
+    with pytest.raises(OptionError, match="coordinates"):
+        S.explain(curves, make_ink("ab"), "coordinates")

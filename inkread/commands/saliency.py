@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Optional
 
 METHOD_NAMES = ("gradient", "coordinates", "gradxinput", "integrated", "smoothgrad")
 
@@ -53,8 +54,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--faithfulness", metavar="SPEC",
                    help="measure the methods on a data spec whose ink knows each point's character, "
                         "e.g. synth:200@0")
-    g.add_argument("--methods", default=",".join(METHOD_NAMES), metavar="A,B",
-                   help="methods to measure (default all)")
+    g.add_argument("--methods", metavar="A,B",
+                   help="methods to measure (default all that apply to the model's features)")
     g.add_argument("--control", action="store_true",
                    help="also run every method on a copy of the network with re-initialised weights "
                         "(same character spans): what the architecture alone scores")
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.faithfulness:
-        methods = [canonical_method(m) for m in args.methods.split(",") if m.strip()]
+        methods = None if args.methods is None else \
+            [canonical_method(m) for m in args.methods.split(",") if m.strip()]
         return _faithfulness(args, methods)
     if not args.file:
         raise OptionError("give an ink FILE to explain, or --faithfulness SPEC")
@@ -129,7 +131,7 @@ def _write_figure(args: argparse.Namespace, rec, ink, ex) -> None:
             os.unlink(tmp)
 
 
-def _faithfulness(args: argparse.Namespace, methods: list[str]) -> int:
+def _faithfulness(args: argparse.Namespace, methods: Optional[list[str]]) -> int:
     from ..datasets import load_spec
     from ..recognizer import Recognizer
     from ..saliency import faithfulness
