@@ -99,7 +99,7 @@ def load(path: os.PathLike | str, map_location: str = "cpu") -> Loaded:
     try:
         mcfg = ModelConfig.from_dict(_field(obj, "model_config", dict, path))
         fcfg = FeatureConfig.from_dict(_field(obj, "feature_config", dict, path))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise CheckpointError(f"bad config ({exc})", path) from None
     alphabet = Alphabet(_field(obj, "alphabet", str, path))
     if len(alphabet) != mcfg.num_classes:

@@ -1,4 +1,4 @@
-"""Ink -> feature matrix (T, F): normalisation, resampling, per-point features.
+"""Ink -> feature matrix (T, F): normalisation, resampling, per-point or per-curve features.
 
 The recipe (after Carbune et al. 2020, "Fast multi-language LSTM-based
 online handwriting recognition"):
@@ -9,28 +9,76 @@ online handwriting recognition"):
 2. Optionally remove slant by a shear estimated from down-strokes.
 3. Resample every stroke to equidistant points, ``points_per_height`` per
    unit of height, keeping each stroke's first and last point.
-4. Per resampled point: dx, dy (scaled by ``points_per_height`` so a regular
-   step is about 1), dt relative to the line's median step (so the sampling
-   rate and the writer's speed drop out; 0 when time is synthesized and
+4. ``curves="points"`` (the default; 4 features): per resampled point dx, dy
+   (scaled by ``points_per_height`` so a regular step is about 1), dt
+   relative to the line's median step (so the sampling rate and the
+   writer's speed drop out; 0 when time is synthesized and
    ``use_time_if_synthesized`` is off), and a new-stroke flag.
 
+   ``curves="bezier"`` (10 features, the paper's Bezier encoding): each
+   stroke's resampled points are split greedily into pieces that one cubic
+   Bezier curve fits: starting at a stroke's first point, a piece is
+   extended point by point while the least-squares cubic through its end
+   points (arc-length parameterisation: the resampled points are
+   equidistant along the trajectory, so point k of a piece of L steps sits
+   at u = k/L) stays within ``curve_tolerance`` (units of the normalised
+   height) of every point of the piece, and at most ``curve_max_points``
+   resampled points long. A piece of up to 4 points is fitted exactly.
+   Every stroke also gets a pen-up frame first: the straight "curve" from
+   the previous stroke's last point to its own first point (the line's
+   first frame, with nothing before it, is all zeros but for its flag).
+   Per frame, with end points p0, p3, control points p1, p2 and chord
+   c = p3 - p0:
+
+   ====  =====================================================================
+   0, 1  dx, dy: the chord c (units of normalised height)
+   2     dt: points mode's dt (relative to the median step, clipped)
+         summed from p0 to p3 and divided by the curve's resampled steps,
+         so about 1 at the line's typical speed; a pen-up frame (one step)
+         has exactly points mode's dt of its stroke's first point
+   3     pen-up / new-stroke flag (1 on the pen-up frame ending at a
+         stroke's first point)
+   4, 5  |p1 - p0| / |c| and |p3 - p2| / |c| (clipped to [0, 8]; 0 for a
+         zero chord with the control points on it)
+   6, 7  signed angles (radians) from c to p1 - p0 and from c to p3 - p2
+   8, 9  g2, g3: the curve's time (cumulated as in channel 2, so 0 at p0
+         and dt at p3) is fitted by least squares with the cubic
+         ``dt*u + g2*4u(1-u) + g3*6*sqrt(3)*u(1-u)(1-2u)`` (each bump peaks
+         at 1, so g2, g3 are in units of dt; clipped to +-2 ``dt_clip``; 0
+         for curves of 1 step, and when time is off)
+   ====  =====================================================================
+
 :class:`Features` keeps, per frame, the fractional index of the original
-point it was interpolated from (``src_pos``), so that anything computed per
-frame (character spans, saliency) maps back to the original ink.
+point it ends at (``src_pos``) and that point's normalised coordinates
+(``points``), so that anything computed per frame (character spans,
+saliency) maps back to the original ink. In points mode a frame is one
+resampled point; in Bezier mode it is the END point of the frame's curve,
+so frame r covers the original points between frame r-1's end and frame
+r's end (a pen-up frame ends at its stroke's first point). In both modes
+channels 0, 1 are the difference of consecutive frames' ``points`` (times
+``points_per_height`` in points mode; 0 for the first frame) and channel 3
+is the new-stroke flag, which the saliency mapping relies on. There are never more Bezier frames than resampled
+points.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import InkError
 from .ink import Ink
 
 log = logging.getLogger(__name__)
+
+CURVE_MODES = ("points", "bezier")
+_RATIO_CLIP = 8.0  # Bezier channels 4, 5: control-arm length / chord length
 
 
 @dataclass
@@ -44,6 +92,13 @@ class FeatureConfig:
         use_time: include the dt channel.
         use_time_if_synthesized: keep dt for ink whose time was made up.
         dt_clip: upper clip of the relative dt channel.
+        curves: ``"points"`` (one frame per resampled point, 4 features) or
+            ``"bezier"`` (one frame per fitted cubic Bezier curve, 10
+            features; see the module docstring).
+        curve_tolerance: Bezier mode: the largest distance, in units of the
+            normalised height, between a resampled point and its fitted curve.
+        curve_max_points: Bezier mode: the most resampled points one curve
+            spans, both end points included.
     """
 
     points_per_height: float = 10.0
@@ -53,9 +108,24 @@ class FeatureConfig:
     use_time_if_synthesized: bool = False
     dt_clip: float = 8.0
     version: int = 1
+    # Added later; dicts from older checkpoints lack them and get points mode.
+    curves: str = "points"
+    curve_tolerance: float = 0.02
+    curve_max_points: int = 16
+
+    def __post_init__(self) -> None:
+        if self.curves not in CURVE_MODES:
+            raise ValueError(f"curves must be one of {', '.join(CURVE_MODES)}, not {self.curves!r}")
+        if not (math.isfinite(self.curve_tolerance) and self.curve_tolerance > 0):
+            raise ValueError(f"curve_tolerance must be a positive number, not {self.curve_tolerance!r}")
+        if int(self.curve_max_points) != self.curve_max_points or self.curve_max_points < 2:
+            raise ValueError(f"curve_max_points must be an integer >= 2, not {self.curve_max_points!r}")
+        self.curve_max_points = int(self.curve_max_points)
 
     @property
     def num_features(self) -> int:
+        if self.curves == "bezier":
+            return 10  # dx, dy, dt, new_stroke, d1, d2, angle1, angle2, g2, g3
         return 4  # dx, dy, dt, new_stroke
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,8 +148,9 @@ class Features:
 
     Attributes:
         x: (T, F) float32 features.
-        src_pos: (T,) float64: fractional flat index into the original points.
-        points: (T, 2) float64 normalised resampled coordinates (for display).
+        src_pos: (T,) float64: fractional flat index into the original points
+            of each frame's point (in Bezier mode: its curve's end point).
+        points: (T, 2) float64 normalised coordinates of those points (for display).
         scale: original units per normalised unit of height.
     """
 
@@ -168,6 +239,30 @@ def featurize(ink: Ink, cfg: FeatureConfig) -> Features:
 
 def featurize_array(arr: np.ndarray, cfg: FeatureConfig, time_synthesized: bool = False) -> Features:
     """Features of a flat (N, 4) x, y, t, pen_up array (see :meth:`Ink.to_array`)."""
+    pts, new_stroke, height = resample_array(arr, cfg)
+    if cfg.curves == "bezier":
+        ends = fit_curves(pts[:, :2], new_stroke, cfg.curve_tolerance, cfg.curve_max_points)
+        x = _bezier_features(pts, new_stroke, ends, cfg, time_synthesized)
+        src_pos, points = pts[ends, 3], pts[ends, :2]
+    else:
+        d = np.diff(pts[:, :2], axis=0, prepend=pts[:1, :2]) * cfg.points_per_height
+        dt = _relative_dt(pts[:, 2], new_stroke, cfg, time_synthesized)
+        x = np.column_stack([d, dt, new_stroke]).astype(np.float32)
+        src_pos, points = pts[:, 3], pts[:, :2]
+    if not np.isfinite(x).all():
+        raise InkError("features are not finite (degenerate ink)")
+    return Features(x=x, src_pos=src_pos, points=points, scale=height)
+
+
+def resample_array(arr: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Steps 1-3 of the recipe on a flat (N, 4) array: normalise and resample.
+
+    Returns:
+        (M, 4) resampled normalised x, y, t and src_pos; (M,) new-stroke
+        flags; the height (original units per normalised unit).
+    Raises:
+        InkError: if the array has no points.
+    """
     if arr.shape[0] == 0:
         raise InkError("ink has no points")
     sid = np.concatenate([[0.0], np.cumsum(arr[:-1, 3] > 0.5)])
@@ -179,12 +274,139 @@ def featurize_array(arr: np.ndarray, cfg: FeatureConfig, time_synthesized: bool 
     if cfg.slant_correction:
         work[:, 0] -= _estimate_slant(work) * work[:, 1]
     pts, new_stroke = _resample(work, 1.0 / cfg.points_per_height)
-    d = np.diff(pts[:, :2], axis=0, prepend=pts[:1, :2]) * cfg.points_per_height
-    dt = _relative_dt(pts[:, 2], new_stroke, cfg, time_synthesized)
-    x = np.column_stack([d, dt, new_stroke]).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise InkError("features are not finite (degenerate ink)")
-    return Features(x=x, src_pos=pts[:, 3], points=pts[:, :2], scale=height)
+    return pts, new_stroke, height
+
+
+# ------------------------------------------------------------------ Bezier curves
+@dataclass(frozen=True)
+class _BezierMats:
+    """Per piece length L (steps, 0..Lmax) linear maps of the piece's points.
+
+    err_t[L]: (L+1, L+1) transposed map of points -> residuals of the
+        least-squares cubic (row vectors times it).
+    ctl[L]: (2, Lmax+1) points (zero-padded) -> deviations of p1, p2 from
+        the straight line's control points (p0 + c/3, p3 - c/3).
+    tim[L]: (2, Lmax+1) cumulative times (zero-padded) -> g2, g3.
+    """
+
+    err_t: tuple
+    ctl: np.ndarray
+    tim: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _bezier_mats(lmax: int) -> _BezierMats:
+    K = lmax + 1
+    err = [np.zeros((1, 1))]
+    ctl, tim = np.zeros((K, 2, K)), np.zeros((K, 2, K))
+    for L in range(1, K):
+        u = np.arange(L + 1) / L
+        lin = np.zeros((L + 1, L + 1))
+        lin[:, 0], lin[:, L] = 1.0 - u, u
+        resid = np.eye(L + 1) - lin  # points minus the chord's uniform interpolation
+        a = np.column_stack([3 * (1 - u) ** 2 * u, 3 * (1 - u) * u ** 2])  # Bernstein b1, b2
+        ap = np.linalg.pinv(a, rcond=1e-10)  # minimum-norm for L < 3 (underdetermined)
+        ctl[L, :, : L + 1] = ap @ resid
+        err.append(np.ascontiguousarray(((np.eye(L + 1) - a @ ap) @ resid).T))
+        v = np.column_stack([4 * u * (1 - u), 6 * math.sqrt(3) * u * (1 - u) * (1 - 2 * u)])
+        tim[L, :, : L + 1] = np.linalg.pinv(v, rcond=1e-10) @ resid
+    for m in err + [ctl, tim]:
+        m.flags.writeable = False
+    return _BezierMats(tuple(err), ctl, tim)
+
+
+def fit_curves(xy: np.ndarray, new_stroke: np.ndarray, tolerance: float, max_points: int) -> np.ndarray:
+    """Greedy split of resampled strokes into cubic Bezier pieces.
+
+    Args:
+        xy: (M, 2) resampled points (equidistant along each stroke).
+        new_stroke: (M,) 1 at each stroke's first point.
+        tolerance: largest allowed distance of a point from its fitted curve.
+        max_points: the most points one piece spans (both ends included).
+    Returns:
+        (T,) increasing indices into ``xy``: the end point of every frame.
+        Each stroke contributes its first point (the pen-up frame) and the
+        end of each of its pieces; piece r runs from ``ends[r-1]`` to
+        ``ends[r]``.
+    """
+    M = xy.shape[0]
+    first = np.asarray(new_stroke) > 0.5
+    first[:1] = True
+    sid = np.cumsum(first) - 1
+    f_idx = np.flatnonzero(first)
+    last = np.append(f_idx[1:] - 1, M - 1)[sid]
+    lmax = int(max_points) - 1
+    mats = _bezier_mats(lmax)
+    reach = np.minimum(last - np.arange(M), lmax)  # longest piece that stays in the stroke
+    good = reach.copy()  # longest piece from each start that fits; up to 4 points fit exactly
+    alive = np.flatnonzero(reach >= 4)
+    pad = np.concatenate([xy, np.repeat(xy[-1:], lmax, axis=0)])
+    windows = sliding_window_view(pad, lmax + 1, axis=0)  # (M, 2, lmax+1), a view
+    tol2 = float(tolerance) ** 2
+    for L in range(4, lmax + 1):  # extend all open pieces by one step at a time
+        if not alive.size:
+            break
+        r = windows[alive, :, : L + 1].reshape(-1, L + 1) @ mats.err_t[L]  # residuals, (2a, L+1)
+        r *= r
+        bad = r.reshape(-1, 2, L + 1).sum(1).max(1) > tol2
+        good[alive[bad]] = L - 1
+        alive = alive[~bad & (reach[alive] > L)]
+    out = []
+    g, f = good.tolist(), first.tolist()
+    i = 0
+    while i < M:  # the greedy walk: one Python step per frame
+        if f[i]:
+            out.append(i)
+        if g[i] > 0:
+            i += g[i]
+            out.append(i)
+        else:
+            i += 1
+    return np.asarray(out, dtype=np.int64)
+
+
+def bezier_control_points(xy: np.ndarray, ends: np.ndarray, max_points: int) -> np.ndarray:
+    """(T, 4, 2) control points p0..p3 of the pieces ``ends[r-1] .. ends[r]``.
+
+    Frame 0 (nothing before it) is the point ``xy[ends[0]]`` four times;
+    pieces of one step (pen-up frames among them) are straight lines.
+    """
+    starts = np.concatenate([ends[:1], ends[:-1]])
+    L = ends - starts
+    mats = _bezier_mats(int(max_points) - 1)
+    K = mats.ctl.shape[-1]
+    idx = np.minimum(starts[:, None] + np.arange(K), xy.shape[0] - 1)
+    dev = mats.ctl[L] @ xy[idx]  # (T, 2, 2): deviations of p1, p2 from the straight line's
+    p0, p3 = xy[starts], xy[ends]
+    c = p3 - p0
+    return np.stack([p0, p0 + c / 3 + dev[:, 0], p3 - c / 3 + dev[:, 1], p3], axis=1)
+
+
+def _bezier_features(pts: np.ndarray, new_stroke: np.ndarray, ends: np.ndarray, cfg: FeatureConfig,
+                     synthesized: bool) -> np.ndarray:
+    """(T, 10) float32 features of the pieces ending at ``ends`` (module docstring)."""
+    cp = bezier_control_points(pts[:, :2], ends, cfg.curve_max_points)
+    c, arm1, arm2 = cp[:, 3] - cp[:, 0], cp[:, 1] - cp[:, 0], cp[:, 3] - cp[:, 2]
+    chord = np.hypot(c[:, 0], c[:, 1])
+    denom = np.maximum(chord, 1e-9)
+    d1 = np.minimum(np.hypot(arm1[:, 0], arm1[:, 1]) / denom, _RATIO_CLIP)
+    d2 = np.minimum(np.hypot(arm2[:, 0], arm2[:, 1]) / denom, _RATIO_CLIP)
+
+    def angle(v: np.ndarray) -> np.ndarray:  # signed angle from c to v; 0 if either is 0
+        return np.arctan2(c[:, 0] * v[:, 1] - c[:, 1] * v[:, 0], c[:, 0] * v[:, 0] + c[:, 1] * v[:, 1])
+
+    starts = np.concatenate([ends[:1], ends[:-1]])
+    steps = np.maximum(ends - starts, 1)
+    cum = np.cumsum(_relative_dt(pts[:, 2], new_stroke, cfg, synthesized))
+    mats = _bezier_mats(cfg.curve_max_points - 1)
+    K = mats.ctl.shape[-1]
+    idx = np.minimum(starts[:, None] + np.arange(K), pts.shape[0] - 1)
+    tau = (cum[idx] - cum[starts][:, None]) / steps[:, None]  # time along the piece, per step
+    dt = (cum[ends] - cum[starts]) / steps
+    shape = (mats.tim[ends - starts] @ tau[:, :, None])[:, :, 0]
+    shape = np.clip(shape, -2 * cfg.dt_clip, 2 * cfg.dt_clip)
+    return np.column_stack([c, dt, new_stroke[ends], d1, d2, angle(arm1), angle(arm2),
+                            shape]).astype(np.float32)
 
 
 def _relative_dt(t: np.ndarray, new_stroke: np.ndarray, cfg: FeatureConfig,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    from ..features import CURVE_MODES as FEATURE_CURVES
     from ..features import FeatureConfig
     from ..model import ModelConfig
     from ..train import TrainConfig
@@ -33,6 +34,14 @@ def configure(p: argparse.ArgumentParser) -> None:
         if f.name in ("points_per_height", "dt_clip"):
             g.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default)
     g.add_argument("--slant-correction", action="store_true")
+    g.add_argument("--curves", choices=FEATURE_CURVES, default=FeatureConfig.curves,
+                   help="frames per resampled point (points, 4 features) or per fitted cubic "
+                        "Bezier curve (bezier, 10 features; far fewer frames)")
+    g.add_argument("--curve-tolerance", type=float, default=FeatureConfig.curve_tolerance, metavar="X",
+                   help="bezier: largest distance of a resampled point from its curve, in units of "
+                        f"the normalised height (default {FeatureConfig.curve_tolerance})")
+    g.add_argument("--curve-max-points", type=int, default=FeatureConfig.curve_max_points, metavar="N",
+                   help=f"bezier: the most resampled points one curve spans (default {FeatureConfig.curve_max_points})")
     g = p.add_argument_group("optimisation")
     for f in dataclasses.fields(TrainConfig):
         kind = type(f.default)
@@ -72,8 +81,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             mcfg = ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig)
                                   if f.name not in ("input_size", "num_classes")})
-            fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
-                                 slant_correction=args.slant_correction)
+            try:
+                fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
+                                     slant_correction=args.slant_correction, curves=args.curves,
+                                     curve_tolerance=args.curve_tolerance,
+                                     curve_max_points=args.curve_max_points)
+            except ValueError as exc:
+                raise OptionError(str(exc)) from None
             alphabet = args.alphabet
         run_ = build_run(args.train, weights, args.val, Path(args.out), mcfg, fcfg,
                          TrainConfig(**over), alphabet)
