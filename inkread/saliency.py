@@ -427,11 +427,9 @@ def line_states(model: Any, xs: Any) -> tuple[Any, list[LayerStates]]:
 
 
 # ------------------------------------------------------------------ per-character gradients
-def _windows(frames: Sequence[tuple[int, int]], T_out: int, window: Optional[int]):
+def _windows(frames: Sequence[tuple[int, int]], T_out: int, window: int):
     a = np.array([f[0] for f in frames], dtype=np.int64)
     b = np.array([f[1] for f in frames], dtype=np.int64)
-    if window is None:
-        return a, b, np.zeros_like(a), np.full_like(b, T_out - 1)
     return a, b, np.maximum(a - window, 0), np.minimum(b + window, T_out - 1)
 
 
@@ -578,7 +576,8 @@ def char_gradients(model: Any, xs: Any, tokens: Sequence[int], frames: Sequence[
         xs: (M, T, F) float tensor: M variants of one line (IG steps, noisy copies).
         tokens: (K,) class ids. frames: (K,) (first, last) output frames.
         window: output frames each side of a span to back-propagate through
-            (None = the whole line, exact).
+            (None = the whole line, exact, by :func:`exact_char_gradients`;
+            otherwise autograd on one windowed row per character).
         states: :func:`line_states` of ``xs`` if already computed.
     Returns:
         (M, K, T, F) float32 gradients of sum_{t=a_k..b_k} log p_t(token_k).
