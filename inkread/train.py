@@ -127,7 +127,8 @@ def augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random writer-like distortion of a flat (N, 4) ink array (a copy).
 
     Scale and aspect, slant (shear), rotation, jitter of 1% of the height,
-    and a smooth monotone time warp.
+    a monotone warp of x (letters locally wider or narrower, as writers
+    space them), and a smooth monotone time warp.
     """
     a = arr.copy()
     xy = a[:, :2] - a[:, :2].mean(0)
@@ -139,6 +140,7 @@ def augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     m = np.array([[c, -s], [s, c]]) @ np.array([[aspect, shear], [0.0, 1.0]])
     xy = xy @ m.T * math.exp(rng.uniform(-0.3, 0.3))
     xy += rng.normal(0.0, 0.01 * h, xy.shape)
+    xy[:, 0] = warp_x(xy[:, 0], rng)
     a[:, :2] = xy
     t = a[:, 2] - a[0, 2]
     if t[-1] > 0:
@@ -147,6 +149,23 @@ def augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         warped = np.concatenate([[0.0], knots]) / knots[-1] * t[-1]
         a[:, 2] = np.interp(t, grid, warped)
     return a
+
+
+def warp_x(x: np.ndarray, rng: np.random.Generator, pieces: int = 8, spread: float = 0.35) -> np.ndarray:
+    """Monotone piecewise-linear warp of x over its own range (a copy).
+
+    The range is cut into ``pieces`` equal parts whose widths are scaled by
+    factors in [1 - spread, 1 + spread], then rescaled so the total width is
+    kept; order along x is never changed, so strokes stay where they were
+    relative to each other.
+    """
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 0:
+        return x.copy()
+    widths = rng.uniform(1 - spread, 1 + spread, pieces)
+    grid = np.linspace(lo, hi, pieces + 1)
+    warped = lo + np.concatenate([[0.0], np.cumsum(widths)]) / widths.sum() * (hi - lo)
+    return np.interp(x, grid, warped)
 
 
 def make_batch(items: Sequence[Item], fcfg: FeatureConfig, rng: Optional[np.random.Generator],

@@ -1,6 +1,7 @@
 """Training: overfitting, exact resume after kill -9, torchrun DDP on CPU."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,3 +138,30 @@ def test_init_fine_tunes_from_a_model(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), k
     assert main(["train", "--init", str(tmp_path / "nope.pt"), "--train", f"native:{data}",
                  "--out", str(tmp_path / "x")]) == 2
+
+
+def test_init_may_change_dropout_only(tmp_path):
+    """A fine-tune may regularise harder: --dropout is taken, shape options are not."""
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    base = tiny_model(seed=6)
+    save(tmp_path / "base.pt", base, ALPHABET, FeatureConfig(), meta={})
+    assert main(["train", "--init", str(tmp_path / "base.pt"), "--train", f"native:{data}",
+                 "--out", str(tmp_path / "ft"), "--epochs", "1", "--dropout", "0.45",
+                 "--num-layers", "4", "--no-augment"]) == 0
+    cfg = load(tmp_path / "ft" / "last.pt").model.cfg
+    assert cfg.dropout == 0.45 and cfg.num_layers == base.cfg.num_layers
+    assert dataclasses.replace(cfg, dropout=base.cfg.dropout) == base.cfg
+
+
+def test_warp_x_is_monotone_and_keeps_the_extent():
+    from inkread.train import warp_x
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.uniform(-2.0, 9.0, 400))
+    w = warp_x(x, rng)
+    assert np.all(np.diff(w) >= 0)  # letters keep their left-to-right order
+    assert w[0] == pytest.approx(x[0]) and w[-1] == pytest.approx(x[-1])
+    assert np.abs(w - x).max() > 0.05  # it does move things
+    assert np.array_equal(warp_x(np.full(5, 1.5), rng), np.full(5, 1.5))  # a vertical stroke stays

@@ -24,11 +24,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alphabet", help="fixed alphabet string instead of the training labels")
     p.add_argument("--init", metavar="MODEL",
                    help="start from this model's weights, alphabet, network and feature settings "
-                        "(fine-tuning, e.g. on your own writing); model and feature options are ignored")
+                        "(fine-tuning, e.g. on your own writing); model and feature options are ignored, "
+                        "except --dropout, which a fine-tune may change")
     g = p.add_argument_group("model")
     for f in dataclasses.fields(ModelConfig):
         if f.name not in ("input_size", "num_classes"):
-            g.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None,
+                           help=f"default {f.default}")
     g = p.add_argument_group("features")
     for f in dataclasses.fields(FeatureConfig):
         if f.name in ("points_per_height", "dt_clip"):
@@ -78,9 +80,12 @@ def run(args: argparse.Namespace) -> int:
             from ..checkpoint import load
             init = load(args.init)
             mcfg, fcfg, alphabet = init.model.cfg, init.feature_config, init.alphabet.chars
+            if args.dropout is not None:  # the one model option that keeps the weights' shapes
+                mcfg = dataclasses.replace(mcfg, dropout=args.dropout)
         else:
             mcfg = ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig)
-                                  if f.name not in ("input_size", "num_classes")})
+                                  if f.name not in ("input_size", "num_classes")
+                                  and getattr(args, f.name) is not None})
             try:
                 fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
                                      slant_correction=args.slant_correction, curves=args.curves,
