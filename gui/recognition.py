@@ -220,6 +220,7 @@ class RecognitionController(QObject):
             try:
                 from inkread.recognizer import Recognizer
                 rec = Recognizer.load(path)
+                rec.warm_up()  # build the engine here, not on the first stroke
             except ImportError as exc:
                 self._sig.load_failed.emit(f"the recognizer is not available in this build ({exc})")
             except Exception as exc:  # noqa: BLE001 - reported in the UI, not a crash

@@ -2,7 +2,8 @@
 
 Per line (batch of one, as in live recognition): milliseconds for features,
 network, greedy decoding and beam search with the LM, as medians and 95th
-percentiles, on one torch thread and on all threads. Then the training
+percentiles, on one thread and on all threads, for the recognizer's engine
+(ONNX Runtime by default) and for torch beside it. Then the training
 throughput of one optimisation step (batch built by
 :func:`inkread.train.make_batch`, forward, CTC, backward, AdamW) beside a
 bare ``nn.LSTM`` of the same size doing forward and backward on random
@@ -206,10 +207,17 @@ def run(rec: Any, samples: Sequence, lines: int = 20, beam: int = 10, train_batc
                   "config": rec.model.cfg.to_dict(), "trained": bool(rec.meta)},
         "data": data, "lines": len(inks), "beam": beam, "lm": rec.settings(True)["lm"],
         "points_median": float(np.median([ink.num_points for ink in inks])),
-        "per_line": {"1": bench_lines(rec, inks, 1, beam_dec)},
+        "backend": rec.backend,
     }
-    if n_all != 1:
-        report["per_line"][str(n_all)] = bench_lines(rec, inks, n_all, beam_dec)
+    # The recognizer's own engine, and torch beside it in the same run when that is another one.
+    engines = {rec.backend: rec}
+    if rec.backend != "torch":
+        engines["torch"] = type(rec)(rec.model, rec.alphabet, rec.feature_config, backend="torch")
+    for name, r in engines.items():
+        rows = {"1": bench_lines(r, inks, 1, beam_dec)}
+        if n_all != 1:
+            rows[str(n_all)] = bench_lines(r, inks, n_all, beam_dec)
+        report["per_line" if r is rec else f"per_line_{name}"] = rows
     if train_batch > 0:
         report["train"] = bench_train_step(rec, [s for s in samples if not s.ink.is_empty], train_batch,
                                            threads=train_threads or n_all)
@@ -229,11 +237,13 @@ def format_report(r: dict) -> str:
            f"beam {r['beam']}, LM: {r['lm'] or 'none'}", "",
            f"{'ms per line':<14}" + "".join(f"{k:>18}" for k in
                                           ("features", "network", "greedy", "beam", "total_greedy"))]
-    for thr, row in r["per_line"].items():
-        cells = "".join(f"{row[k]['median_ms']:9.2f} /{row[k]['p95_ms']:7.2f}"
-                        for k in ("features", "network", "greedy", "beam", "total_greedy"))
-        out.append(f"{thr + ' thread(s)':<14}{cells}   (median / p95; {row['output_frames_median']:.0f} "
-                   f"output frames)")
+    backend = r.get("backend", "torch")
+    for key, name in (("per_line", backend), ("per_line_torch", "torch")):
+        for thr, row in r.get(key, {}).items():
+            cells = "".join(f"{row[k]['median_ms']:9.2f} /{row[k]['p95_ms']:7.2f}"
+                            for k in ("features", "network", "greedy", "beam", "total_greedy"))
+            out.append(f"{name + ', ' + thr + ' thr':<14}{cells}   (median / p95; "
+                       f"{row['output_frames_median']:.0f} output frames)")
     if "train" in r:
         t = r["train"]
         out += ["", f"train step ({t['threads']} threads): batch {t['batch']}, "

@@ -129,13 +129,20 @@ class Recognizer:
             file's tuned values, else the defaults).
         oov_penalty: penalty per word outside the LM file's lexicon (0 = off;
             None = the tuned value, else 0).
+        backend: the network's engine for recognition: "onnx" (ONNX Runtime,
+            about twice as fast per line), "torch", or "auto" (onnx when
+            installed). Saliency and training always use torch.
     """
 
     def __init__(self, model: Any, alphabet: Any, feature_config: Any, lm: Optional["CharLM"] = None,
                  threads: Optional[int] = None, beam: int = 10, lm_weight: Optional[float] = None,
                  bonus: Optional[float] = None, meta: Optional[dict] = None,
-                 path: Optional[str] = None, oov_penalty: Optional[float] = None) -> None:
+                 path: Optional[str] = None, oov_penalty: Optional[float] = None,
+                 backend: str = "auto") -> None:
+        from .onnx_engine import OnnxEngine, resolve_backend
         self.model = model.eval()
+        self.backend = resolve_backend(backend)
+        self._onnx = OnnxEngine(model, threads) if self.backend == "onnx" else None
         self.alphabet = alphabet
         self.feature_config = feature_config
         self.lm = lm
@@ -195,13 +202,21 @@ class Recognizer:
             log_probs (B, T', C) and out_lengths (B,).
         """
         import torch
-        lengths = torch.tensor([len(f) for f in feats])
-        x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+        lengths = np.array([len(f) for f in feats])
+        x = np.zeros((len(feats), int(lengths.max()), feats[0].shape[1]), np.float32)
         for i, f in enumerate(feats):
-            x[i, : len(f)] = torch.from_numpy(f)
+            x[i, : len(f)] = f
+        if self._onnx is not None:
+            lp, out_len = self._onnx(x, lengths)
+            return torch.from_numpy(lp), torch.from_numpy(out_len)
         with _threads(self.threads), torch.inference_mode():
-            lp, out_len = self.model(x, lengths)
+            lp, out_len = self.model(torch.from_numpy(x), torch.from_numpy(lengths))
         return lp, out_len
+
+    def warm_up(self) -> None:
+        """Build the engine's session now (the first recognition would otherwise pay for it)."""
+        if self._onnx is not None:
+            self._onnx.session()
 
     def decoder(self, nbest: int = 1, lm: bool = True) -> Any:
         """The decoder for these settings: greedy for 1-best without LM, else beam search."""

@@ -29,16 +29,18 @@ def test_bench_run_report(tmp_path):
     r = bench.run(rec, samples, lines=2, beam=4, train_batch=2, all_threads=2, extras=False, data="test",
                   train_threads=1)
     assert r["lines"] == 2 and r["model"]["parameters"] > 0
-    assert set(r["per_line"]) == {"1", "2"}
-    for row in r["per_line"].values():
-        _check_line_stats(row, 2)
+    assert r["backend"] == "onnx"  # the default engine when ONNX Runtime is installed
+    for key in ("per_line", "per_line_torch"):  # torch is timed beside it in the same run
+        assert set(r[key]) == {"1", "2"}
+        for row in r[key].values():
+            _check_line_stats(row, 2)
     t = r["train"]
     assert t["batch"] == 2 and t["threads"] == 1 and t["step_s"] > 0 and t["bare_lstm_step_s"] > 0
     assert t["padded_input_frames"] >= t["input_frames"] > 0
     assert t["step_over_bare_lstm"] == t["step_s"] / t["bare_lstm_step_s"]
     assert r["peak_rss_mb"] > 10
     text = bench.format_report(r)
-    assert "1 thread(s)" in text and "train step" in text and "peak memory" in text
+    assert "onnx, 1 thr" in text and "torch, 2 thr" in text and "train step" in text and "peak memory" in text
     json.dumps(r)
 
 
@@ -52,9 +54,11 @@ def test_cli_bench_json(tmp_path, capsys):
     data = write_native_dir(tmp_path / "d")
     model = save_tiny_model(tmp_path / "m.pt")
     assert main(["bench", "--model", str(model), "--data", f"native:{data}", "--lines", "2",
-                 "--train-batch", "2", "--threads", "1", "--no-extras", "--no-lm", "--json"]) == 0
+                 "--train-batch", "2", "--threads", "1", "--no-extras", "--no-lm", "--json",
+                 "--backend", "torch"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["lines"] == 2 and list(r["per_line"]) == ["1"] and r["lm"] is None
+    assert r["backend"] == "torch" and "per_line_torch" not in r
     _check_line_stats(r["per_line"]["1"], 2)
     assert r["model"]["trained"] is True  # a model file with training metadata
     assert main(["bench", "--model", str(model), "--data", f"native:{tmp_path / 'empty'}"]) == 2

@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from .recognize import _positive_int
+from .recognize import _positive_int, add_backend_option
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, metavar="N", help="'all threads' means N (default: torch's)")
     p.add_argument("--no-extras", action="store_true", help="skip the synth and saliency benchmarks")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_backend_option(p)
 
 
 def _data(args: argparse.Namespace):
@@ -43,7 +44,7 @@ def _recognizer(args: argparse.Namespace, texts):
     from ..recognizer import Recognizer, default_model_path
     lm = None if args.no_lm else (args.lm or "default")
     if args.model or default_model_path().is_file():
-        return Recognizer.load(args.model, lm=lm, beam=args.beam)
+        return Recognizer.load(args.model, lm=lm, beam=args.beam, backend=args.backend)
     from ..alphabet import Alphabet
     from ..features import FeatureConfig
     from ..model import InkModel, ModelConfig
@@ -51,7 +52,8 @@ def _recognizer(args: argparse.Namespace, texts):
     log.warning("no model file: timing an untrained model of the default size")
     alphabet = Alphabet.from_texts(texts)
     model = InkModel(ModelConfig(input_size=FeatureConfig().num_features, num_classes=len(alphabet)))
-    return Recognizer(model, alphabet, FeatureConfig(), lm=_resolve_lm(lm), beam=args.beam)
+    return Recognizer(model, alphabet, FeatureConfig(), lm=_resolve_lm(lm), beam=args.beam,
+                      backend=args.backend)
 
 
 def run(args: argparse.Namespace) -> int:

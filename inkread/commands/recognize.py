@@ -19,6 +19,13 @@ def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
         p.add_argument("--oov-penalty", type=float, metavar="P",
                        help="penalty per word outside the LM file's lexicon (default: tuned value or 0)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads (default: torch's setting)")
+    add_backend_option(p)
+
+
+def add_backend_option(p: argparse.ArgumentParser) -> None:
+    from ..onnx_engine import BACKENDS
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="engine of the network: onnx (ONNX Runtime), torch, or auto (onnx when installed)")
 
 
 def _positive_int(text: str) -> int:
@@ -37,7 +44,8 @@ def load_recognizer(args: argparse.Namespace):
     lm = None if getattr(args, "no_lm", False) else (getattr(args, "lm", None) or "default")
     return Recognizer.load(args.model, lm=lm, threads=args.threads, beam=getattr(args, "beam", 10),
                            lm_weight=getattr(args, "lm_weight", None), bonus=getattr(args, "bonus", None),
-                           oov_penalty=getattr(args, "oov_penalty", None))
+                           oov_penalty=getattr(args, "oov_penalty", None),
+                           backend=getattr(args, "backend", "auto"))
 
 
 def configure(p: argparse.ArgumentParser) -> None:
