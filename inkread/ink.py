@@ -180,16 +180,16 @@ class Ink:
     # ------------------------------------------------------------ numpy views
     def to_array(self) -> np.ndarray:
         """Flat (N, 4) float64 array: x, y, t, pen_up_after (1 on a stroke's last point)."""
-        rows = []
-        for s in self.strokes:
-            if not len(s):
-                continue
-            pen = np.zeros(len(s))
-            pen[-1] = 1.0
-            rows.append(np.stack([s.x, s.y, s.t, pen], axis=1))
-        if not rows:
+        strokes = [s for s in self.strokes if len(s)]
+        if not strokes:
             return np.zeros((0, 4))
-        return np.concatenate(rows, axis=0)
+        # one concatenate per column: a per-stroke stack costs more than featurising (live recognition)
+        out = np.empty((sum(len(s) for s in strokes), 4))
+        for c, name in enumerate(("x", "y", "t")):
+            out[:, c] = np.concatenate([getattr(s, name) for s in strokes])
+        out[:, 3] = 0.0
+        out[np.cumsum([len(s) for s in strokes]) - 1, 3] = 1.0
+        return out
 
     @classmethod
     def from_array(cls, arr: np.ndarray, **kwargs: Any) -> "Ink":
