@@ -113,3 +113,34 @@ def load(path: os.PathLike | str, map_location: str = "cpu") -> Loaded:
                               f"({str(exc).splitlines()[0][:200]})", path) from None
     model.eval()
     return Loaded(model, alphabet, fcfg, obj.get("meta", {}), obj.get("train_state"), str(path))
+
+
+def average(paths: list) -> Loaded:
+    """The mean of several checkpoints' weights (e.g. the last epochs of one run).
+
+    Averaging the weights of nearby points of one training run tends to land
+    in a flatter region than any of them (Izmailov et al. 2018, "Averaging
+    weights leads to wider optima"). Meta is the first file's, without its
+    validation figures (they were not the mean's), with ``averaged_from``.
+
+    Raises:
+        CheckpointError: fewer than two files, or files whose network,
+            features or alphabet differ (named).
+    """
+    if len(paths) < 2:
+        raise CheckpointError("averaging needs at least two model files", paths[0] if paths else None)
+    models = [load(p) for p in paths]
+    first = models[0]
+    for ld in models[1:]:
+        for what, a, b in (("model_config", first.model.cfg, ld.model.cfg),
+                           ("feature_config", first.feature_config, ld.feature_config),
+                           ("alphabet", first.alphabet.chars, ld.alphabet.chars)):
+            if a != b:
+                raise CheckpointError(f"field {what!r} differs from {first.path}'s: cannot average", ld.path)
+    states = [ld.model.state_dict() for ld in models]
+    mean = {k: (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+            for k, v in states[0].items()}
+    first.model.load_state_dict(mean)
+    meta = {k: v for k, v in first.meta.items() if k not in ("val", "best_val_cer")}  # the first's alone
+    meta["averaged_from"] = [str(p) for p in paths]
+    return Loaded(first.model, first.alphabet, first.feature_config, meta, None, None)

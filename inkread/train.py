@@ -63,6 +63,7 @@ class TrainConfig:
     val_limit: int = 0             # 0 = the whole validation set
     threads: int = 0               # 0 = torch default
     device: str = "cpu"            # "cuda" trains on a GPU where there is one
+    keep_epochs: int = 0           # keep the models of the last N epochs as epochNNN.pt (to average)
 
 
 # ----------------------------------------------------------------- data
@@ -552,6 +553,8 @@ def _end_epoch(run: Run, opt: torch.optim.Optimizer, train_loss: float, rank: in
             run.bad_epochs += 1
     _log_epoch(run, row)
     print(" ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr, flush=True)
+    if run.epoch > run.cfg.epochs - run.cfg.keep_epochs:
+        save(run.out / f"epoch{run.epoch:03d}.pt", run.model, run.alphabet, run.fcfg, meta(run, {"val": row}))
     save_last(run, opt)
     if run.val and run.bad_epochs >= run.cfg.patience:
         return f"early stop: no better val CER for {run.cfg.patience} epochs"

@@ -165,3 +165,35 @@ def test_warp_x_is_monotone_and_keeps_the_extent():
     assert w[0] == pytest.approx(x[0]) and w[-1] == pytest.approx(x[-1])
     assert np.abs(w - x).max() > 0.05  # it does move things
     assert np.array_equal(warp_x(np.full(5, 1.5), rng), np.full(5, 1.5))  # a vertical stroke stays
+
+
+def test_keep_epochs_then_average(tmp_path):
+    """--keep-epochs keeps the last epochs' models; `inkread average` makes their mean."""
+    from inkread.cli import main
+    ds = tiny_dataset()
+    cfg = TrainConfig(epochs=3, keep_epochs=2, augment=False, checkpoint_minutes=100, lr=1e-2, warmup_steps=1)
+    run = build_run([ds], [1.0], ds, tmp_path / "run", TINY, FeatureConfig(points_per_height=6), cfg)
+    fit(run)
+    kept = sorted(p.name for p in (tmp_path / "run").glob("epoch*.pt"))
+    assert kept == ["epoch002.pt", "epoch003.pt"]
+    a, b = (load(tmp_path / "run" / k) for k in kept)
+    assert a.meta["val"]["epoch"] == 2 and b.meta["val"]["epoch"] == 3
+    assert main(["average", *(str(tmp_path / "run" / k) for k in kept), "-o", str(tmp_path / "avg.pt")]) == 0
+    avg = load(tmp_path / "avg.pt")
+    assert avg.meta["averaged_from"][1].endswith("epoch003.pt") and "val" not in avg.meta
+    for (k, x), y, z in zip(a.model.state_dict().items(), b.model.state_dict().values(),
+                            avg.model.state_dict().values()):
+        assert torch.allclose(z, (x + y) / 2, atol=1e-6), k
+    assert not torch.equal(a.model.head.weight, b.model.head.weight)  # the mean is not a copy
+
+
+def test_average_refuses_models_that_do_not_match(tmp_path, capsys):
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model
+    save(tmp_path / "a.pt", tiny_model(seed=1), ALPHABET, FeatureConfig(), meta={})
+    save(tmp_path / "b.pt", tiny_model(seed=2, subsample=3), ALPHABET, FeatureConfig(), meta={})
+    assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "-o", str(tmp_path / "c.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "b.pt" in err and "model_config" in err and not (tmp_path / "c.pt").exists()
+    assert main(["average", str(tmp_path / "a.pt"), "-o", str(tmp_path / "c.pt")]) == 2

@@ -118,4 +118,18 @@ def _init_dist() -> None:
             dist.init_process_group("gloo")
 
 
-COMMANDS = [("train", "train a recognition model", configure, run)]
+def configure_average(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more models of one run (same network)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="the averaged model")
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from ..checkpoint import average, save
+    avg = average(args.models)
+    save(args.out, avg.model, avg.alphabet, avg.feature_config, avg.meta)
+    print(f"{args.out}: mean of {len(args.models)} models")
+    return 0
+
+
+COMMANDS = [("train", "train a recognition model", configure, run),
+            ("average", "average the weights of several models of one run", configure_average, run_average)]
