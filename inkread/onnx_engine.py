@@ -12,10 +12,21 @@ does), the head and a log-softmax.
 Training and saliency stay on torch; this is for recognition only. The
 graph is rebuilt when the model's weights change in place (fine-tuning in
 the same process), which is checked by the tensors' version counters.
+
+Importing the ``onnx`` package costs about a second (its ml_dtypes
+dependency, measured here), ten times what loading a model takes, so the
+written graph is cached in ``$INKREAD_ONNX_CACHE`` (default
+``~/.cache/inkread/onnx``) under a hash of the weights: only the first run
+of a model pays for it. A damaged cache file is rewritten.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -35,12 +46,8 @@ _GATE_ORDER = (0, 3, 1, 2)
 
 def available() -> bool:
     """True when onnx and onnxruntime can be imported."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # find_spec, not import: importing onnx costs a second, and it is only needed to write a graph
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
 def resolve_backend(name: str) -> str:
@@ -134,6 +141,35 @@ def build_graph(model: "InkModel"):
     return onx
 
 
+def cache_dir() -> Path:
+    return Path(os.environ.get("INKREAD_ONNX_CACHE") or Path.home() / ".cache" / "inkread" / "onnx")
+
+
+def graph_key(model: "InkModel") -> str:
+    """Hash of what the graph is made of: this module's opset, the config and every weight."""
+    h = hashlib.sha256(json.dumps([OPSET, model.cfg.to_dict()], sort_keys=True).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def graph_bytes(model: "InkModel") -> bytes:
+    """The serialised graph, from the cache when it holds this model's, else written and cached."""
+    path = cache_dir() / f"{graph_key(model)}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    data = build_graph(model).SerializeToString()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home is no reason to fail recognition
+        log.info("ONNX graph not cached (%s)", exc)
+    return data
+
+
 def _weights_version(model: "InkModel") -> tuple:
     """Changes whenever a parameter is replaced or modified in place."""
     return tuple((id(p), p._version) for p in model.parameters())
@@ -164,9 +200,14 @@ class OnnxEngine:
             opts.intra_op_num_threads = version[1]
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
-            onx = build_graph(self.model)
-            self._session = ort.InferenceSession(onx.SerializeToString(), opts,
-                                                 providers=["CPUExecutionProvider"])
+            try:
+                self._session = ort.InferenceSession(graph_bytes(self.model), opts,
+                                                     providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a bad file
+                log.warning("cached ONNX graph unusable (%s): writing it again", str(exc).splitlines()[0][:200])
+                (cache_dir() / f"{graph_key(self.model)}.onnx").unlink(missing_ok=True)
+                self._session = ort.InferenceSession(graph_bytes(self.model), opts,
+                                                     providers=["CPUExecutionProvider"])
             self._version = version
             log.debug("ONNX Runtime session built (%d threads)", opts.intra_op_num_threads)
         return self._session

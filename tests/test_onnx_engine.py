@@ -109,3 +109,22 @@ def test_cli_refuses_an_unknown_backend(capsys):
         main(["recognize", str(ROOT / "data" / "samples" / "hello.json"), "--backend", "gpu"])
     assert exc.value.code == 2
     assert "--backend" in capsys.readouterr().err
+
+
+def test_graph_is_cached_and_a_damaged_cache_is_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("INKREAD_ONNX_CACHE", str(tmp_path))
+    model = _model(7, **SHAPES[0])
+    x, lengths = _batch(8, [10, 4])
+    first, _ = OnnxEngine(model, threads=1)(x, lengths)
+    cached = list(tmp_path.glob("*.onnx"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 1000
+    # A second engine reads the cache: writing the graph again would fail here.
+    monkeypatch.setattr(onnx_engine, "build_graph", lambda m: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    again, _ = OnnxEngine(model, threads=1)(x, lengths)
+    np.testing.assert_array_equal(first, again)
+    monkeypatch.undo()
+    monkeypatch.setenv("INKREAD_ONNX_CACHE", str(tmp_path))
+    cached[0].write_bytes(b"not a graph")
+    mended, _ = OnnxEngine(model, threads=1)(x, lengths)
+    np.testing.assert_array_equal(first, mended)
+    assert cached[0].stat().st_size > 1000

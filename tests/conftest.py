@@ -1,0 +1,13 @@
+"""Shared test setup: nothing a test run does is written into the user's home."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache_in_tmp(tmp_path_factory):
+    """Recognition writes ONNX graphs to a cache; keep the tests' in a temporary folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INKREAD_ONNX_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
+    yield
+    mp.undo()
