@@ -192,7 +192,8 @@ class Recognizer:
         return {"model": self.path, "lm": (self.lm.meta.get("path") if use else None),
                 "beam": self.beam if use else 1, "lm_weight": self.lm_weight if use else 0.0,
                 "bonus": self.bonus if use else 0.0,
-                "oov_penalty": self.oov_penalty if use and self.lm.lexicon else 0.0}  # type: ignore[union-attr]
+                "oov_penalty": self.oov_penalty if use and self.lm.lexicon else 0.0,  # type: ignore[union-attr]
+                "backend": self.backend}
 
     # ------------------------------------------------------------ running
     def emissions(self, feats: Sequence[np.ndarray]) -> tuple["torch.Tensor", "torch.Tensor"]:
