@@ -25,6 +25,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from .decode import DEFAULT_BEAM
+
 log = logging.getLogger(__name__)
 
 
@@ -178,7 +180,7 @@ def peak_rss_mb() -> float:
     return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
 
 
-def run(rec: Any, samples: Sequence, lines: int = 20, beam: int = 10, train_batch: int = 16,
+def run(rec: Any, samples: Sequence, lines: int = 20, beam: int = DEFAULT_BEAM, train_batch: int = 16,
         all_threads: Optional[int] = None, extras: bool = True, data: str = "",
         train_threads: Optional[int] = None) -> dict:
     """The whole benchmark; returns the report as a plain dict (see :func:`format_report`).

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEFAULT_BEAM = 25  # beam width of recognize/eval/bench/GUI: see models/README.md's beam rows
 _TINY = 1e-200  # rescale the beam when its best probability falls below this
 
 
@@ -163,7 +164,7 @@ class BeamSearchDecoder:
             are dropped (as in flashlight's decoder); ``inf`` keeps the search exact.
     """
 
-    def __init__(self, alphabet: Any, beam: int = 10, nbest: int = 5, lm: Optional["CharLM"] = None,
+    def __init__(self, alphabet: Any, beam: int = DEFAULT_BEAM, nbest: int = 5, lm: Optional["CharLM"] = None,
                  lm_weight: float = 0.5, bonus: float = 0.0, prune_logp: float = -6.0,
                  topk: Optional[int] = None, lexicon: Optional["Lexicon"] = None,
                  oov_penalty: float = 0.0, eos: bool = True, beam_threshold: float = 8.0) -> None:

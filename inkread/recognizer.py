@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .decode import BeamSearchDecoder, GreedyDecoder, Hypothesis
+from .decode import DEFAULT_BEAM, BeamSearchDecoder, GreedyDecoder, Hypothesis
 from .errors import CheckpointError
 from .ink import Ink
 
@@ -135,7 +135,7 @@ class Recognizer:
     """
 
     def __init__(self, model: Any, alphabet: Any, feature_config: Any, lm: Optional["CharLM"] = None,
-                 threads: Optional[int] = None, beam: int = 10, lm_weight: Optional[float] = None,
+                 threads: Optional[int] = None, beam: int = DEFAULT_BEAM, lm_weight: Optional[float] = None,
                  bonus: Optional[float] = None, meta: Optional[dict] = None,
                  path: Optional[str] = None, oov_penalty: Optional[float] = None,
                  backend: str = "auto") -> None:

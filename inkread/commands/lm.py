@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ..decode import DEFAULT_BEAM
+
 
 def _floats(text: str) -> list[float]:
     try:
@@ -51,7 +53,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     t.add_argument("--lm", required=True, metavar="LM")
     t.add_argument("--weights", type=_floats, default=[0.0, 0.25, 0.5, 0.75, 1.0], metavar="W,...")
     t.add_argument("--bonuses", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0], metavar="B,...")
-    t.add_argument("--beam", type=int, default=10, metavar="K")
+    t.add_argument("--beam", type=int, default=DEFAULT_BEAM, metavar="K")
     t.add_argument("--limit", type=int, default=300, metavar="N", help="lines used (default 300, 0 = all)")
     t.add_argument("--threads", type=int, metavar="N")
     t.add_argument("--write", action="store_true", help="store the best weight and bonus in the LM file")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..decode import DEFAULT_BEAM
+
 
 def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
     """--model, --lm/--no-lm, --threads, --beam, --lm-weight, --bonus (shared with eval)."""
@@ -12,7 +14,8 @@ def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--lm", metavar="FILE", help="character LM (default: models/lm-en.npz if present)")
         g.add_argument("--no-lm", action="store_true", help="decode without a language model")
-        p.add_argument("--beam", type=_positive_int, default=10, metavar="K", help="beam width (default 10)")
+        p.add_argument("--beam", type=_positive_int, default=DEFAULT_BEAM, metavar="K",
+                       help=f"beam width (default {DEFAULT_BEAM})")
         p.add_argument("--lm-weight", type=float, metavar="W", help="LM weight (default: the LM file's tuned value)")
         p.add_argument("--bonus", type=float, metavar="B",
                        help="per-character insertion bonus (default: the LM file's tuned value)")
@@ -42,7 +45,7 @@ def load_recognizer(args: argparse.Namespace):
     """A Recognizer from the shared options."""
     from ..recognizer import Recognizer
     lm = None if getattr(args, "no_lm", False) else (getattr(args, "lm", None) or "default")
-    return Recognizer.load(args.model, lm=lm, threads=args.threads, beam=getattr(args, "beam", 10),
+    return Recognizer.load(args.model, lm=lm, threads=args.threads, beam=getattr(args, "beam", DEFAULT_BEAM),
                            lm_weight=getattr(args, "lm_weight", None), bonus=getattr(args, "bonus", None),
                            oov_penalty=getattr(args, "oov_penalty", None),
                            backend=getattr(args, "backend", "auto"))
