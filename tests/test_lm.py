@@ -146,7 +146,9 @@ def test_cli_build_and_info(tmp_path, capsys):
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="models/lm-en.npz not built in this checkout")
 def test_shipped_lm_is_small_and_sane():
-    assert SHIPPED.stat().st_size < 4_000_000
+    # what ships, model plus LM, has a budget of 10 MB (models/README.md)
+    model = SHIPPED.with_name("default.pt")
+    assert SHIPPED.stat().st_size + model.stat().st_size <= 10_000_000
     lm = CharLM.load(SHIPPED)
     assert lm.meta.get("source")
     assert lm.logprob("and the house was") > lm.logprob("adn teh hosue wsa")
