@@ -7,6 +7,10 @@ Layout (``FORMAT_VERSION`` 1)::
      "state_dict": {name: tensor}, "meta": dict (data, steps, metrics, ...),
      "train_state": dict (optional: optimizer, schedule, RNG, position)}
 
+Floating-point weights may be stored as float16 (``save(..., half=True)``,
+``meta["weights_dtype"] == "float16"``): half the file, and loading turns
+them back into the model's float32 parameters.
+
 Files are written atomically (temp file + rename). Loading never unpickles
 arbitrary objects: ``torch.load(weights_only=True)`` refuses them, and the
 refusal is reported as a :class:`CheckpointError` naming the file.
@@ -48,13 +52,31 @@ class Loaded:
 
 def save(path: os.PathLike | str, model: InkModel, alphabet: Alphabet,
          feature_config: FeatureConfig, meta: Optional[dict] = None,
-         train_state: Optional[dict] = None) -> None:
-    """Write a checkpoint atomically."""
+         train_state: Optional[dict] = None, half: bool = False) -> None:
+    """Write a checkpoint atomically.
+
+    ``half`` stores floating-point weights as float16, for shipping: half the
+    size; the network's outputs move by about 1e-3 in log-probability.
+
+    Raises:
+        CheckpointError: ``half`` and a weight beyond float16's range.
+    """
     path = Path(path)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    meta = dict(meta or {})
+    if half:
+        for k, v in state.items():
+            if v.is_floating_point():
+                if not torch.isfinite(v.half()).all():
+                    raise CheckpointError(f"weight {k!r} does not fit in float16 (max |w| "
+                                          f"{v.abs().max().item():.3g})", path)
+                state[k] = v.half()
+        meta["weights_dtype"] = "float16"
+    else:
+        meta.pop("weights_dtype", None)
     obj = {"format": FORMAT, "format_version": FORMAT_VERSION, "inkread_version": __version__,
            "model_config": model.cfg.to_dict(), "feature_config": feature_config.to_dict(),
-           "alphabet": alphabet.chars, "state_dict": state, "meta": meta or {}}
+           "alphabet": alphabet.chars, "state_dict": state, "meta": meta}
     if train_state is not None:
         obj["train_state"] = train_state
     path.parent.mkdir(parents=True, exist_ok=True)

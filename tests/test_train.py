@@ -197,3 +197,53 @@ def test_average_refuses_models_that_do_not_match(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "b.pt" in err and "model_config" in err and not (tmp_path / "c.pt").exists()
     assert main(["average", str(tmp_path / "a.pt"), "-o", str(tmp_path / "c.pt")]) == 2
+
+
+def test_export_half_halves_the_file_and_keeps_the_outputs(tmp_path, capsys):
+    """`inkread export --half` stores float16 weights; loading gives float32 and nearly the same outputs."""
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model
+    model = tiny_model(seed=4)
+    save(tmp_path / "full.pt", model, ALPHABET, FeatureConfig(), meta={"note": "kept"},
+         train_state={"step": 7, "blob": torch.zeros(4000)})
+    assert main(["export", str(tmp_path / "full.pt"), "-o", str(tmp_path / "half.pt"), "--half"]) == 0
+    assert "float16" in capsys.readouterr().out
+    raw = torch.load(tmp_path / "half.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
+    assert "train_state" not in raw
+    half = load(tmp_path / "half.pt")
+    assert half.meta["weights_dtype"] == "float16" and half.meta["note"] == "kept"
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    for (k, a), b in zip(model.state_dict().items(), half.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), k
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                     half.model.state_dict().values()))  # rounded
+    x, lengths = torch.randn(2, 40, model.cfg.input_size), torch.tensor([40, 31])
+    with torch.no_grad():
+        full_lp, _ = model(x, lengths)
+        half_lp, _ = half.model(x, lengths)
+    assert (full_lp - half_lp).abs().max() < 1e-2
+    # float32 export drops the training state and the float16 mark
+    assert main(["export", str(tmp_path / "half.pt"), "-o", str(tmp_path / "back.pt")]) == 0
+    assert "weights_dtype" not in load(tmp_path / "back.pt").meta
+    back = torch.load(tmp_path / "back.pt", weights_only=True)["state_dict"]
+    nbytes = [sum(v.numel() * v.element_size() for v in sd.values()) for sd in (raw["state_dict"], back)]
+    assert nbytes[0] * 2 == nbytes[1]  # every weight of this model is floating point
+
+
+def test_export_refuses_overflow_and_overwriting(tmp_path, capsys):
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model
+    model = tiny_model()
+    save(tmp_path / "m.pt", model, ALPHABET, FeatureConfig(), meta={})
+    assert main(["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "m.pt"), "--half"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    with torch.no_grad():
+        model.head.weight[0, 0] = 1e6  # beyond float16's 65504
+    save(tmp_path / "big.pt", model, ALPHABET, FeatureConfig(), meta={})
+    assert main(["export", str(tmp_path / "big.pt"), "-o", str(tmp_path / "out.pt"), "--half"]) == 2
+    err = capsys.readouterr().err
+    assert "float16" in err and "head.weight" in err and "Traceback" not in err
+    assert not (tmp_path / "out.pt").exists()
