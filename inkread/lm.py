@@ -42,6 +42,7 @@ import math
 import os
 import re
 import textwrap
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,23 @@ def read_text_lines(paths: Sequence[os.PathLike | str], wrap: int = 40) -> list[
     return lines
 
 
+_TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
+                             "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"',
+                             "\u2014": " - ", "\u2015": " - ", "\u2013": "-", "\u2010": "-",
+                             "\u2011": "-", "\u2012": "-", "\u2026": "...", "\u00a0": " "})
+
+
+def plain_text(text: str) -> str:
+    """Text as a pen writes it: typographic quotes, dashes and ellipses as ASCII,
+    accents dropped (``é`` -> ``e``), control characters removed."""
+    text = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
+    return "".join(c for c in text if not unicodedata.combining(c)
+                   and (c in "\n\t" or unicodedata.category(c) != "Cc"))
+
+
 def wrap_text(text: str, wrap: int) -> list[str]:
+    """Lines of plain text (:func:`plain_text`), re-wrapped to about ``wrap`` characters."""
+    text = plain_text(text)
     if wrap <= 0:
         return [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
     out = []

@@ -115,6 +115,16 @@ def test_text_reading_wraps_and_reports_bad_files(tmp_path):
         read_text_lines([tmp_path / "nope.txt"])
 
 
+def test_text_is_read_as_a_pen_writes_it(tmp_path):
+    """Typographic quotes, dashes and accents become the ASCII a writer uses; control bytes go."""
+    f = tmp_path / "sotu.txt"
+    f.write_text("\u201cWe\u2019ll go\u2014now,\u201d said the na\u00efve caf\u00e9 owner, "
+                 "in 1961\u201362\u2026 \x02\u00a3 5.\n", encoding="utf-8")
+    assert read_text_lines([f], wrap=0) == ['"We\'ll go - now," said the naive cafe owner, in 1961-62... \u00a3 5.']
+    lm = CharLM.build(read_text_lines([f]), order=3)
+    assert set(lm.vocab) <= set(chr(c) for c in range(32, 127)) | {"\u00a3"}
+
+
 def test_drop_references_removes_verbatim_passages():
     lines, n = drop_references(["the quick brown", "fox jumps over the", "lazy dog and more"],
                                ["brown fox jumps", "dog and", "not there at all"], min_len=5)
