@@ -25,14 +25,16 @@ still sum to one), ``dctx{k}`` (int64 context keys, differences) and
 ``logbow{k}`` (float32 natural log backoff weights), plus ``lexicon`` (UTF-8
 words joined by newlines, possibly empty).
 
-The shipped ``models/lm-en.npz`` is built from Jane Austen's six novels as
-packaged by Debian (``r-cran-janeaustenr``: texts in the public domain,
-packaging MIT-licensed; see :func:`austen_text_recipe`) and the glosses and
-usage examples of WordNet 3.0 (Debian ``wordnet-base``, WordNet 3.0 licence:
-use, copying and distribution permitted with its notice; see
-:func:`wordnet_text`). Neither contains IAM-OnDB text; verbatim occurrences
-of IAM-OnDB validation/test lines were cut out all the same. Recipe,
-figures and the licence notices: models/lm-en.md.
+The shipped ``models/lm-en.npz`` is built from redistributable text: Jane
+Austen's six novels (Debian ``r-cran-janeaustenr``: public domain, packaging
+MIT-licensed), the glosses and usage examples of WordNet 3.0 (Debian
+``wordnet-base``, WordNet 3.0 licence: use, copying and distribution
+permitted with its notice; see :func:`wordnet_text`), the US State of the
+Union addresses (US Government works) and Moby-Dick (public domain), the
+last two from stdlib's npm data packages (PDDL 1.0 / CC0). None contains
+IAM-OnDB text; verbatim occurrences of IAM-OnDB validation/test lines were
+cut out all the same. Recipe, figures and the licence notices:
+models/lm-en.md.
 """
 from __future__ import annotations
 
@@ -62,13 +64,6 @@ LOGP_SCALE = 1024.0     # stored log probabilities: uint16 steps of 1/1024 nat (
 _MAX_CACHE = 50_000     # states whose log distribution is kept
 _MAX_VCACHE = 50_000    # (order, context) probability vectors kept
 _MAX_TABLES = 200_000   # (order, context) continuation tables kept for beam search
-
-
-def austen_text_recipe() -> str:
-    """Shell recipe that writes the shipped LM's training text to austen.txt."""
-    return ("apt-get install -y --no-install-recommends r-cran-janeaustenr && "
-            "Rscript -e 'library(janeaustenr); b <- austen_books(); "
-            "writeLines(as.character(b$text), \"austen.txt\")'")
 
 
 # ------------------------------------------------------------------ lexicon
