@@ -7,9 +7,12 @@ Layout (``FORMAT_VERSION`` 1)::
      "state_dict": {name: tensor}, "meta": dict (data, steps, metrics, ...),
      "train_state": dict (optional: optimizer, schedule, RNG, position)}
 
-Floating-point weights may be stored as float16 (``save(..., half=True)``,
-``meta["weights_dtype"] == "float16"``): half the file, and loading turns
-them back into the model's float32 parameters.
+Weights may be stored smaller, for shipping (``save(..., weights=...)``,
+recorded as ``meta["weights_dtype"]``): ``"float16"`` halves the file;
+``"int8"`` stores every matrix (conv, LSTM and head weights) as int8 with one
+float32 scale per output row, under ``NAME`` and ``NAME + INT8_SCALE``, and
+the rest in float16: about a quarter of the file. Loading turns both back
+into the model's float32 parameters.
 
 Files are written atomically (temp file + rename). Loading never unpickles
 arbitrary objects: ``torch.load(weights_only=True)`` refuses them, and the
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "inkread-model"
 FORMAT_VERSION = 1
+WEIGHTS_DTYPES = ("float32", "float16", "int8")
+INT8_SCALE = ".int8_scale"  # suffix of the per-row scales of an int8 matrix
 
 
 @dataclass
@@ -52,28 +57,36 @@ class Loaded:
 
 def save(path: os.PathLike | str, model: InkModel, alphabet: Alphabet,
          feature_config: FeatureConfig, meta: Optional[dict] = None,
-         train_state: Optional[dict] = None, half: bool = False) -> None:
+         train_state: Optional[dict] = None, weights: str = "float32") -> None:
     """Write a checkpoint atomically.
 
-    ``half`` stores floating-point weights as float16, for shipping: half the
-    size; the network's outputs move by about 1e-3 in log-probability.
+    ``weights`` is how floating-point weights are stored: ``"float32"``, or
+    for shipping ``"float16"`` (half the size) or ``"int8"`` (a quarter;
+    matrices as int8 with a scale per row). The shipped model's testset_v
+    errors barely move (models/README.md).
 
     Raises:
-        CheckpointError: ``half`` and a weight beyond float16's range.
+        CheckpointError: an unknown ``weights``, or a weight beyond float16's range.
     """
     path = Path(path)
+    if weights not in WEIGHTS_DTYPES:
+        raise CheckpointError(f"unknown weights storage {weights!r} (choose from "
+                              f"{', '.join(WEIGHTS_DTYPES)})", path)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     meta = dict(meta or {})
-    if half:
-        for k, v in state.items():
-            if v.is_floating_point():
-                if not torch.isfinite(v.half()).all():
-                    raise CheckpointError(f"weight {k!r} does not fit in float16 (max |w| "
-                                          f"{v.abs().max().item():.3g})", path)
+    meta.pop("weights_dtype", None)
+    if weights != "float32":
+        for k, v in list(state.items()):
+            if not v.is_floating_point():
+                continue
+            if not torch.isfinite(v.half()).all():
+                raise CheckpointError(f"weight {k!r} does not fit in float16 (max |w| "
+                                      f"{v.abs().max().item():.3g})", path)
+            if weights == "int8" and v.dim() >= 2:
+                state[k], state[k + INT8_SCALE] = _to_int8(v)
+            else:
                 state[k] = v.half()
-        meta["weights_dtype"] = "float16"
-    else:
-        meta.pop("weights_dtype", None)
+        meta["weights_dtype"] = weights
     obj = {"format": FORMAT, "format_version": FORMAT_VERSION, "inkread_version": __version__,
            "model_config": model.cfg.to_dict(), "feature_config": feature_config.to_dict(),
            "alphabet": alphabet.chars, "state_dict": state, "meta": meta}
@@ -87,6 +100,35 @@ def save(path: os.PathLike | str, model: InkModel, alphabet: Alphabet,
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _to_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output row: (int8 tensor shaped like w, float32 scales (rows,))."""
+    rows = w.reshape(w.shape[0], -1).float()
+    scale = rows.abs().amax(dim=1).clamp_min(1e-30) / 127.0
+    q = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(w.shape), scale
+
+
+def _from_int8(state: dict, path: Path) -> dict:
+    """The float32 state of a file with int8 matrices (inverse of :func:`_to_int8`)."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(INT8_SCALE):
+            if k[: -len(INT8_SCALE)] not in state:
+                raise CheckpointError(f"field 'state_dict' has scales {k!r} without their weights", path)
+            continue
+        scale = state.get(k + INT8_SCALE)
+        if v.dtype == torch.int8:
+            if not isinstance(scale, torch.Tensor) or scale.dim() != 1 or v.dim() < 1 \
+                    or scale.shape[0] != v.shape[0] or not scale.is_floating_point():
+                raise CheckpointError(f"field 'state_dict': int8 weight {k!r} lacks a float scale per "
+                                      f"row ({k + INT8_SCALE!r})", path)
+            v = (v.reshape(v.shape[0], -1).float() * scale.float()[:, None]).reshape(v.shape)
+        elif scale is not None:
+            raise CheckpointError(f"field 'state_dict': {k!r} has int8 scales but is {v.dtype}", path)
+        out[k] = v
+    return out
 
 
 def _field(obj: dict, name: str, kind: type, path: Path) -> Any:
@@ -128,8 +170,12 @@ def load(path: os.PathLike | str, map_location: str = "cpu") -> Loaded:
         raise CheckpointError(f"field 'alphabet' has {len(alphabet)} classes but the model "
                               f"config says {mcfg.num_classes}", path)
     model = InkModel(mcfg)
+    state = _field(obj, "state_dict", dict, path)
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("field 'state_dict' holds something other than tensors", path)
+    state = _from_int8(state, path)
     try:
-        model.load_state_dict(_field(obj, "state_dict", dict, path))
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"field 'state_dict' does not fit the model config "
                               f"({str(exc).splitlines()[0][:200]})", path) from None

@@ -247,3 +247,46 @@ def test_export_refuses_overflow_and_overwriting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "float16" in err and "head.weight" in err and "Traceback" not in err
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_export_int8_quarters_the_matrices_and_keeps_the_outputs(tmp_path, capsys):
+    """`inkread export --int8`: int8 matrices with a scale per row; loading gives float32, close outputs."""
+    from inkread.checkpoint import INT8_SCALE, save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model
+    model = tiny_model(seed=5)
+    save(tmp_path / "full.pt", model, ALPHABET, FeatureConfig(), meta={})
+    assert main(["export", str(tmp_path / "full.pt"), "-o", str(tmp_path / "q.pt"), "--int8"]) == 0
+    assert "int8" in capsys.readouterr().out
+    raw = torch.load(tmp_path / "q.pt", weights_only=True)["state_dict"]
+    matrices = [k for k, v in model.state_dict().items() if v.dim() >= 2]
+    assert matrices and all(raw[k].dtype == torch.int8 and raw[k + INT8_SCALE].shape == (raw[k].shape[0],)
+                            for k in matrices)
+    assert all(raw[k].dtype == torch.float16 for k, v in model.state_dict().items() if v.dim() < 2)
+    q = load(tmp_path / "q.pt")
+    assert q.meta["weights_dtype"] == "int8"
+    assert all(p.dtype == torch.float32 for p in q.model.parameters())
+    for k in matrices:  # rounding error at most half a step of the row's scale
+        w, wq = model.state_dict()[k], q.model.state_dict()[k]
+        step = w.reshape(w.shape[0], -1).abs().amax(1) / 127
+        err = (w - wq).reshape(w.shape[0], -1).abs().amax(1)
+        assert torch.all(err <= step / 2 + 1e-7), k
+    x, lengths = torch.randn(2, 40, model.cfg.input_size), torch.tensor([40, 31])
+    with torch.no_grad():
+        diff = (model(x, lengths)[0] - q.model(x, lengths)[0]).abs().max()
+    assert 0 < diff < 0.05
+
+
+def test_damaged_int8_file_is_named_not_a_traceback(tmp_path):
+    from inkread.checkpoint import INT8_SCALE, save
+    from inkread.errors import CheckpointError
+    from recog_helpers import ALPHABET, tiny_model
+    save(tmp_path / "q.pt", tiny_model(), ALPHABET, FeatureConfig(), meta={}, weights="int8")
+    obj = torch.load(tmp_path / "q.pt", weights_only=True)
+    key = next(k for k in obj["state_dict"] if k.endswith(INT8_SCALE))
+    del obj["state_dict"][key]
+    torch.save(obj, tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="cut.pt.*lacks a float scale"):
+        load(tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="unknown weights storage"):
+        save(tmp_path / "x.pt", tiny_model(), ALPHABET, FeatureConfig(), weights="int4")

@@ -134,8 +134,12 @@ def run_average(args: argparse.Namespace) -> int:
 def configure_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="a model file (e.g. a run's best.pt)")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the model file to write")
-    p.add_argument("--half", action="store_true",
-                   help="store the weights as 16-bit floats: half the size (loading restores float32)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--half", action="store_const", dest="weights", const="float16", default="float32",
+                      help="store the weights as 16-bit floats: half the size (loading restores float32)")
+    size.add_argument("--int8", action="store_const", dest="weights", const="int8",
+                      help="store weight matrices as int8 with a scale per row, the rest as 16-bit "
+                           "floats: about a quarter of the size (loading restores float32)")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -144,14 +148,14 @@ def run_export(args: argparse.Namespace) -> int:
     ld = load(args.model)
     if Path(args.out).resolve() == Path(args.model).resolve():
         raise CheckpointError("refusing to overwrite the input model; choose another --out", args.out)
-    save(args.out, ld.model, ld.alphabet, ld.feature_config, ld.meta, half=args.half)
+    save(args.out, ld.model, ld.alphabet, ld.feature_config, ld.meta, weights=args.weights)
     size = Path(args.out).stat().st_size
-    print(f"{args.out}: {size / 1e6:.2f} MB, weights in {'float16' if args.half else 'float32'}, "
+    print(f"{args.out}: {size / 1e6:.2f} MB, weights in {args.weights}, "
           "no training state")
     return 0
 
 
 COMMANDS = [("train", "train a recognition model", configure, run),
             ("average", "average the weights of several models of one run", configure_average, run_average),
-            ("export", "write a model for shipping: no training state, optionally 16-bit weights",
+            ("export", "write a model for shipping: no training state, optionally float16 or int8 weights",
              configure_export, run_export)]
