@@ -20,6 +20,7 @@ refusal is reported as a :class:`CheckpointError` naming the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -183,6 +184,11 @@ def load(path: os.PathLike | str, map_location: str = "cpu") -> Loaded:
     return Loaded(model, alphabet, fcfg, obj.get("meta", {}), obj.get("train_state"), str(path))
 
 
+def _network(cfg: ModelConfig) -> ModelConfig:
+    """The config without its training-only settings (dropout), for comparing networks."""
+    return dataclasses.replace(cfg, dropout=0.0)
+
+
 def average(paths: list) -> Loaded:
     """The mean of several checkpoints' weights (e.g. the last epochs of one run).
 
@@ -190,6 +196,8 @@ def average(paths: list) -> Loaded:
     in a flatter region than any of them (Izmailov et al. 2018, "Averaging
     weights leads to wider optima"). Meta is the first file's, without its
     validation figures (they were not the mean's), with ``averaged_from``.
+
+    Dropout may differ (it only acts in training); the mean keeps the first's.
 
     Raises:
         CheckpointError: fewer than two files, or files whose network,
@@ -200,7 +208,7 @@ def average(paths: list) -> Loaded:
     models = [load(p) for p in paths]
     first = models[0]
     for ld in models[1:]:
-        for what, a, b in (("model_config", first.model.cfg, ld.model.cfg),
+        for what, a, b in (("model_config", _network(first.model.cfg), _network(ld.model.cfg)),
                            ("feature_config", first.feature_config, ld.feature_config),
                            ("alphabet", first.alphabet.chars, ld.alphabet.chars)):
             if a != b:

@@ -197,6 +197,12 @@ def test_average_refuses_models_that_do_not_match(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "b.pt" in err and "model_config" in err and not (tmp_path / "c.pt").exists()
     assert main(["average", str(tmp_path / "a.pt"), "-o", str(tmp_path / "c.pt")]) == 2
+    # dropout acts only in training: two runs that differ in it alone average fine
+    other = tiny_model(seed=3)
+    other.cfg = dataclasses.replace(other.cfg, dropout=0.4)
+    save(tmp_path / "d.pt", other, ALPHABET, FeatureConfig(), meta={})
+    assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "d.pt"), "-o", str(tmp_path / "e.pt")]) == 0
+    assert load(tmp_path / "e.pt").model.cfg.dropout == 0.0  # the first file's
 
 
 def test_export_half_halves_the_file_and_keeps_the_outputs(tmp_path, capsys):
