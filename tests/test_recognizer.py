@@ -70,6 +70,16 @@ def test_points_of_frames_follows_subsampling():
     assert r.points_of_frames(0, 3, src, 6).tolist() == list(range(6))
 
 
+def test_points_of_frames_covers_a_bezier_curve_from_its_start():
+    """A Bezier frame ends at its src_pos and starts at the previous frame's end."""
+    r = Recognizer(tiny_model(subsample=1), ALPHABET, FeatureConfig(curves="bezier"))
+    src = np.array([0.0, 3.0, 7.0, 8.0, 12.0])  # curve ends; frame 0 is the line's first point
+    assert r.points_of_frames(0, 0, src, 13).tolist() == [0]
+    assert r.points_of_frames(1, 1, src, 13).tolist() == [0, 1, 2, 3]       # the curve 0 -> 3
+    assert r.points_of_frames(2, 3, src, 13).tolist() == [3, 4, 5, 6, 7, 8]  # curves 3 -> 7 -> 8
+    assert r.points_of_frames(4, 4, src, 13).tolist() == list(range(8, 13))
+
+
 def test_empty_ink_gives_empty_result(rec):
     res = rec.recognize(Ink([]))
     assert res.text == "" and res.chars == [] and res.nbest == []
