@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_BEAM = 25  # beam width of recognize/eval/bench/GUI: see models/README.md's beam rows
+# Tokens less likely than this (natural log) in a frame are not expanded. -6 (0.25%) hid
+# characters the LM would have chosen: -10 gave 4.47% CER with the LM on testset_v against
+# 4.58% (r9, models/README.md); below -12 nothing changes.
+DEFAULT_PRUNE_LOGP = -10.0
 _TINY = 1e-200  # rescale the beam when its best probability falls below this
 
 
@@ -165,7 +169,7 @@ class BeamSearchDecoder:
     """
 
     def __init__(self, alphabet: Any, beam: int = DEFAULT_BEAM, nbest: int = 5, lm: Optional["CharLM"] = None,
-                 lm_weight: float = 0.5, bonus: float = 0.0, prune_logp: float = -6.0,
+                 lm_weight: float = 0.5, bonus: float = 0.0, prune_logp: float = DEFAULT_PRUNE_LOGP,
                  topk: Optional[int] = None, lexicon: Optional["Lexicon"] = None,
                  oov_penalty: float = 0.0, eos: bool = True, beam_threshold: float = 8.0) -> None:
         if beam < 1 or nbest < 1:

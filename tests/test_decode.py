@@ -166,3 +166,23 @@ def test_unlikely_text_under_a_strong_lm_still_decodes():
     lp = peaky(ids("t_c_t_c"), C, sharp=14)
     nb = BeamSearchDecoder(CHARS, beam=4, lm=lm, lm_weight=10.0, beam_threshold=1.0).decode_one(lp)
     assert nb and nb[0].text
+
+
+def test_default_pruning_lets_the_lm_pick_a_character_the_network_found_unlikely():
+    """A letter at log-probability -8 in its frame is still expanded, so the LM can choose it."""
+    from inkread.decode import DEFAULT_PRUNE_LOGP
+    lm = CharLM.build(["the cat sat", "a cat", "cat and cat", "that cat"] * 20, order=4)
+    lp = np.full((5, C), -20.0)
+    lp[:, 0] = -0.001
+    for t, ch in ((0, "c"), (4, "t")):
+        lp[t] = -20.0
+        lp[t, ID[ch]] = -0.001
+    lp[2] = -20.0
+    lp[2, ID["o"]] = -0.0004  # the network reads "cot" ...
+    lp[2, ID["a"]] = -8.0     # ... and gives "a" 0.03%
+    lp = log_softmax(lp)
+    assert DEFAULT_PRUNE_LOGP < -8.0
+    fused = BeamSearchDecoder(CHARS, beam=8, nbest=1, lm=lm, lm_weight=1.0).decode_one(lp)
+    assert fused[0].text == "cat"
+    narrow = BeamSearchDecoder(CHARS, beam=8, nbest=1, lm=lm, lm_weight=1.0, prune_logp=-6.0).decode_one(lp)
+    assert narrow[0].text == "cot"  # the old threshold never showed the LM the "a"
