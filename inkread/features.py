@@ -160,6 +160,24 @@ class Features:
     scale: float
 
 
+def frame_point_range(src_pos: np.ndarray, first: int, last: int, subsample: int = 1,
+                      curves: str = "points") -> tuple[int, int]:
+    """Original point indices [lo, hi] behind output frames ``first..last``.
+
+    Output frame j covers input frames [j*s, (j+1)*s) (s = ``subsample``);
+    input frame r sits at fractional point position ``src_pos[r]``. In Bezier
+    mode that position is the END of the frame's curve, which starts where
+    the frame before it ended, so that earlier end is included too. Used by
+    the recogniser's character spans and by saliency's character regions.
+    """
+    s = max(int(subsample), 1)
+    lo_f = min(first * s, len(src_pos) - 1)
+    hi_f = min((last + 1) * s, len(src_pos)) - 1
+    if curves == "bezier" and lo_f > 0:
+        lo_f -= 1
+    return int(np.floor(src_pos[lo_f:hi_f + 1].min())), int(np.ceil(src_pos[lo_f:hi_f + 1].max()))
+
+
 def _estimate_height(xy: np.ndarray, q: tuple[float, float]) -> float:
     """Spread of y over points spaced evenly along the trajectory."""
     seg = np.hypot(*np.diff(xy, axis=0).T)

@@ -277,22 +277,11 @@ class Recognizer:
         return Result(best.text, [(h.text, h.score) for h in hyps], chars, ms, best.score)
 
     def points_of_frames(self, first: int, last: int, src_pos: np.ndarray, num_points: int) -> np.ndarray:
-        """Flat original point indices behind output frames ``first..last``.
-
-        Output frame j covers input frames [j*s, (j+1)*s) (s = the model's
-        subsampling); each input frame was resampled from fractional point
-        position ``src_pos``; the points between the floor of the first and
-        the ceiling of the last position are returned. A Bezier frame's
-        position is its curve's END, and the curve starts where the frame
-        before it ended, so in Bezier mode that earlier end is included too.
-        """
-        s = self.subsample
-        lo_f = min(first * s, len(src_pos) - 1)
-        hi_f = min((last + 1) * s, len(src_pos)) - 1
-        if getattr(self.feature_config, "curves", "points") == "bezier" and lo_f > 0:
-            lo_f -= 1
-        lo = int(np.floor(src_pos[lo_f:hi_f + 1].min()))
-        hi = int(np.ceil(src_pos[lo_f:hi_f + 1].max()))
+        """Flat original point indices behind output frames ``first..last``
+        (:func:`inkread.features.frame_point_range`)."""
+        from .features import frame_point_range
+        lo, hi = frame_point_range(src_pos, first, last, self.subsample,
+                                   getattr(self.feature_config, "curves", "points"))
         return np.arange(max(lo, 0), min(hi, num_points - 1) + 1, dtype=np.int64)
 
 

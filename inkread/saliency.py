@@ -812,11 +812,11 @@ def _char_logp(lp: np.ndarray, pos: np.ndarray, lo: float, hi: float, token: int
     return float(lp[on, token].max())
 
 
-def _region(line: _Line, k: int, s: int) -> tuple[float, float]:
+def _region(line: _Line, k: int, s: int, curves: str) -> tuple[float, float]:
     """Original point range [lo, hi] behind decoded character k's output frames."""
-    a, b = line.frames[k]
-    src = line.feats.src_pos[min(a * s, len(line.feats.src_pos) - 1): (b + 1) * s]
-    return float(np.floor(src.min())), float(np.ceil(src.max()))
+    from .features import frame_point_range
+    lo, hi = frame_point_range(line.feats.src_pos, *line.frames[k], s, curves)
+    return float(lo), float(hi)
 
 
 def _deletion_logps(engine: Engine, ink: Ink, units: list[np.ndarray], todo: list[int],
@@ -878,7 +878,8 @@ def deletion_check(engine: Engine, ink: Ink, line: _Line, ks: Sequence[int], sco
     units = _pieces(ink, max(8, int(round(ink.num_points / max(1, len(line.text.replace(' ', '')))))))
     unit_of = np.concatenate([np.full(len(u), i) for i, u in enumerate(units)])
     size = np.array([len(u) for u in units])
-    regions = {k: _region(line, k, s) + (line.tokens[k],) for k in ks}
+    curves = getattr(engine.feature_config, "curves", "points")
+    regions = {k: _region(line, k, s, curves) + (line.tokens[k],) for k in ks}
     own = [np.array([((u >= regions[k][0]) & (u <= regions[k][1])).any() for u in units]) for k in ks]
     tops, ctx = _top_units(scores, unit_of, len(units), own)
     rand = []
