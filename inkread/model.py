@@ -150,3 +150,63 @@ class InkModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def widen_state(old: dict[str, torch.Tensor], old_hidden: int,
+                new: dict[str, torch.Tensor], new_hidden: int) -> dict[str, torch.Tensor]:
+    """Grow a trained network's LSTM layers to more units, keeping what it computes.
+
+    ``new`` is the state of a freshly initialised model of the same config but
+    with ``new_hidden`` units per direction. Each old unit keeps its weights;
+    each added unit keeps its random incoming weights, and every weight *out
+    of* an added unit (into the recurrences, the next layer and the head) is
+    zero, so the grown network's output equals the old one's until training
+    moves those weights (function-preserving widening, as in Net2Net).
+
+    Args:
+        old: state_dict of the trained model (H = old_hidden).
+        new: state_dict of the fresh model (H' = new_hidden), not modified.
+    Returns:
+        the grown state_dict.
+    Raises:
+        ValueError: if new_hidden < old_hidden or the two states do not match.
+    """
+    H, H2 = old_hidden, new_hidden
+    if H2 < H:
+        raise ValueError(f"cannot shrink {H} units to {H2}")
+    if set(old) != set(new):
+        raise ValueError("the two models differ in more than their width")
+
+    def cols(t_old: torch.Tensor, t_new: torch.Tensor, from_lstm: bool) -> torch.Tensor:
+        """Old input columns in their new places; inputs from added units get weight 0."""
+        if not from_lstm:
+            return t_old
+        out = torch.zeros(t_old.shape[0], t_new.shape[1], dtype=t_new.dtype)
+        out[:, :H] = t_old[:, :H]            # forward direction's units
+        out[:, H2:H2 + H] = t_old[:, H:2 * H]  # backward direction's units
+        return out
+
+    grown = {}
+    for name, t_new in new.items():
+        t_old = old[name].to(t_new.dtype)
+        t = t_new.clone()
+        if name.startswith("layers.") and (".weight_" in name or ".bias_" in name):
+            first_layer = name.startswith("layers.0.")
+            for k in range(4):  # gates i, f, g, o: one block of H rows each
+                rows_old = t_old[k * H:(k + 1) * H]
+                if ".weight_hh" in name:
+                    rows = torch.zeros(H, H2, dtype=t.dtype)
+                    rows[:, :H] = rows_old
+                elif ".weight_ih" in name:
+                    rows = cols(rows_old, t_new, from_lstm=not first_layer)
+                else:
+                    rows = rows_old
+                t[k * H2:k * H2 + H] = rows
+        elif name == "head.weight":
+            t = cols(t_old, t_new, from_lstm=True)
+        elif t_old.shape == t_new.shape:
+            t = t_old.clone()
+        else:
+            raise ValueError(f"{name}: shapes {tuple(t_old.shape)} and {tuple(t_new.shape)} do not match")
+        grown[name] = t
+    return grown

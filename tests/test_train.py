@@ -129,7 +129,7 @@ def test_init_fine_tunes_from_a_model(tmp_path):
     save(tmp_path / "base.pt", base, ALPHABET, FeatureConfig(), meta={})
     rc = main(["train", "--init", str(tmp_path / "base.pt"), "--train", f"native:{data}",
                "--out", str(tmp_path / "ft"), "--epochs", "1", "--lr", "1e-12", "--warmup-steps", "1",
-               "--hidden-size", "99", "--no-augment"])
+               "--conv-channels", "99", "--no-augment"])
     assert rc == 0
     ft = load(tmp_path / "ft" / "last.pt")
     assert ft.alphabet.chars == ALPHABET.chars and ft.model.cfg == base.cfg
@@ -154,6 +154,58 @@ def test_init_may_change_dropout_only(tmp_path):
     cfg = load(tmp_path / "ft" / "last.pt").model.cfg
     assert cfg.dropout == 0.45 and cfg.num_layers == base.cfg.num_layers
     assert dataclasses.replace(cfg, dropout=base.cfg.dropout) == base.cfg
+
+
+def test_widen_state_keeps_what_the_network_computes():
+    """Grown layers give the old outputs exactly; the added units are live, not dead."""
+    from inkread.model import InkModel, widen_state
+    torch.manual_seed(11)
+    small = InkModel(ModelConfig(hidden_size=6, num_layers=2, conv_channels=5, subsample=2)).eval()
+    torch.manual_seed(12)
+    big = InkModel(ModelConfig(hidden_size=9, num_layers=2, conv_channels=5, subsample=2)).eval()
+    fresh = {k: v.clone() for k, v in big.state_dict().items()}
+    big.load_state_dict(widen_state(small.state_dict(), 6, big.state_dict(), 9))
+    x, lengths = torch.randn(3, 40, 4), torch.tensor([40, 31, 7])
+    a, la, ha = small(x, lengths, return_hidden=True)
+    b, lb, hb = big(x, lengths, return_hidden=True)
+    assert torch.equal(la, lb)
+    assert torch.allclose(a, b, atol=1e-6)
+    # the old units' states are where they were: forward units first, backward after H'
+    assert torch.allclose(hb[1][..., :6], ha[1][..., :6], atol=1e-6)
+    assert torch.allclose(hb[1][..., 9:15], ha[1][..., 6:12], atol=1e-6)
+    # the added units compute something (random incoming weights), and nothing reads them yet
+    assert hb[1][..., 6:9].abs().max() > 1e-3
+    assert big.head.weight[:, 6:9].abs().max() == 0 and big.head.weight[:, 15:].abs().max() == 0
+    old_rows = [k * 9 + i for k in range(4) for i in range(6)]  # the old units' rows of gates i, f, g, o
+    assert big.layers[1].fwd.weight_ih_l0[old_rows][:, 6:9].abs().max() == 0
+    assert big.layers[1].fwd.weight_hh_l0[old_rows][:, 6:9].abs().max() == 0
+    # the added units' own rows keep the fresh initialisation
+    assert torch.equal(big.layers[0].fwd.weight_hh_l0[6:9], fresh["layers.0.fwd.weight_hh_l0"][6:9])
+    with pytest.raises(ValueError, match="shrink"):
+        widen_state(big.state_dict(), 9, small.state_dict(), 6)
+
+
+def test_init_with_a_larger_hidden_size_grows_the_model(tmp_path):
+    """`train --init M --hidden-size H` starts from M's function in a wider network; never narrower."""
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from inkread.features import featurize
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    base = tiny_model(seed=7)
+    save(tmp_path / "base.pt", base, ALPHABET, FeatureConfig(), meta={})
+    assert main(["train", "--init", str(tmp_path / "base.pt"), "--train", f"native:{data}",
+                 "--out", str(tmp_path / "ft"), "--epochs", "1", "--lr", "1e-12", "--warmup-steps", "1",
+                 "--hidden-size", "12", "--no-augment"]) == 0
+    grown = load(tmp_path / "ft" / "last.pt")
+    assert grown.model.cfg == dataclasses.replace(base.cfg, hidden_size=12)
+    assert grown.train_state["specs"]["grown_from_hidden"] == base.cfg.hidden_size
+    ink = make_ink("abc")
+    x = torch.from_numpy(featurize(ink, FeatureConfig()).x).unsqueeze(0)
+    L = torch.tensor([x.shape[1]])
+    assert torch.allclose(base(x, L)[0], grown.model.eval()(x, L)[0], atol=1e-4)
+    assert main(["train", "--init", str(tmp_path / "base.pt"), "--train", f"native:{data}",
+                 "--out", str(tmp_path / "x"), "--hidden-size", "4"]) == 2
 
 
 def test_warp_x_is_monotone_and_keeps_the_extent():

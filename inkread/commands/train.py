@@ -25,7 +25,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", metavar="MODEL",
                    help="start from this model's weights, alphabet, network and feature settings "
                         "(fine-tuning, e.g. on your own writing); model and feature options are ignored, "
-                        "except --dropout, which a fine-tune may change")
+                        "except --dropout, which a fine-tune may change, and a larger --hidden-size, "
+                        "which grows the model's layers and keeps what it computes")
     g = p.add_argument_group("model")
     for f in dataclasses.fields(ModelConfig):
         if f.name not in ("input_size", "num_classes"):
@@ -82,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
             mcfg, fcfg, alphabet = init.model.cfg, init.feature_config, init.alphabet.chars
             if args.dropout is not None:  # the one model option that keeps the weights' shapes
                 mcfg = dataclasses.replace(mcfg, dropout=args.dropout)
+            if args.hidden_size is not None and args.hidden_size != mcfg.hidden_size:
+                if args.hidden_size < mcfg.hidden_size:
+                    raise OptionError(f"--hidden-size {args.hidden_size}: {args.init} has "
+                                      f"{mcfg.hidden_size} units per direction; a model can grow, not shrink")
+                mcfg = dataclasses.replace(mcfg, hidden_size=args.hidden_size)
         else:
             mcfg = ModelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ModelConfig)
                                   if f.name not in ("input_size", "num_classes")
@@ -97,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
         run_ = build_run(args.train, weights, args.val, Path(args.out), mcfg, fcfg,
                          TrainConfig(**over), alphabet)
         if init is not None:
-            run_.model.load_state_dict(init.model.state_dict())
+            state = init.model.state_dict()
+            if mcfg.hidden_size != init.model.cfg.hidden_size:
+                from ..model import widen_state
+                state = widen_state(state, init.model.cfg.hidden_size,
+                                    run_.model.state_dict(), mcfg.hidden_size)
+                run_.specs["grown_from_hidden"] = init.model.cfg.hidden_size
+            run_.model.load_state_dict(state)
             run_.specs["init"] = str(args.init)
         opt_state = None
     result = fit(run_, opt_state)
