@@ -209,10 +209,13 @@ def run(rec: Any, samples: Sequence, lines: int = 20, beam: int = DEFAULT_BEAM, 
                   "config": rec.model.cfg.to_dict(), "trained": bool(rec.meta)},
         "data": data, "lines": len(inks), "beam": beam, "lm": rec.settings(True)["lm"],
         "points_median": float(np.median([ink.num_points for ink in inks])),
-        "backend": rec.backend,
+        "backend": rec.settings(False)["backend"],
     }
-    # The recognizer's own engine, and torch beside it in the same run when that is another one.
-    engines = {rec.backend: rec}
+    # The recognizer's own engine, and beside it in the same run: the float graph when the
+    # recognizer computes in int8, and torch when it is another engine.
+    engines = {report["backend"]: rec}
+    if rec.int8:
+        engines["onnx"] = type(rec)(rec.model, rec.alphabet, rec.feature_config, backend="onnx")
     if rec.backend != "torch":
         engines["torch"] = type(rec)(rec.model, rec.alphabet, rec.feature_config, backend="torch")
     for name, r in engines.items():
@@ -240,8 +243,9 @@ def format_report(r: dict) -> str:
            f"{'ms per line':<14}" + "".join(f"{k:>18}" for k in
                                           ("features", "network", "greedy", "beam", "total_greedy"))]
     backend = r.get("backend", "torch")
-    for key, name in (("per_line", backend), ("per_line_torch", "torch")):
-        for thr, row in r.get(key, {}).items():
+    for key in [k for k in r if k.startswith("per_line")]:
+        name = backend if key == "per_line" else key[len("per_line_"):]
+        for thr, row in r[key].items():
             cells = "".join(f"{row[k]['median_ms']:9.2f} /{row[k]['p95_ms']:7.2f}"
                             for k in ("features", "network", "greedy", "beam", "total_greedy"))
             out.append(f"{name + ', ' + thr + ' thr':<14}{cells}   (median / p95; "

@@ -142,7 +142,9 @@ class Recognizer:
         from .onnx_engine import OnnxEngine, resolve_backend
         self.model = model.eval()
         self.backend = resolve_backend(backend)
-        self._onnx = OnnxEngine(model, threads) if self.backend == "onnx" else None
+        # a model stored in int8 (`inkread export --int8`) also computes its LSTMs in int8
+        self.int8 = (meta or {}).get("weights_dtype") == "int8" and self.backend == "onnx"
+        self._onnx = OnnxEngine(model, threads, int8=self.int8) if self.backend == "onnx" else None
         self.alphabet = alphabet
         self.feature_config = feature_config
         self.lm = lm
@@ -193,7 +195,7 @@ class Recognizer:
                 "beam": self.beam if use else 1, "lm_weight": self.lm_weight if use else 0.0,
                 "bonus": self.bonus if use else 0.0,
                 "oov_penalty": self.oov_penalty if use and self.lm.lexicon else 0.0,  # type: ignore[union-attr]
-                "backend": self.backend}
+                "backend": self.backend + ("-int8" if self.int8 else "")}
 
     # ------------------------------------------------------------ running
     def emissions(self, feats: Sequence[np.ndarray]) -> tuple["torch.Tensor", "torch.Tensor"]:

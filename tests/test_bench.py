@@ -62,3 +62,14 @@ def test_cli_bench_json(tmp_path, capsys):
     _check_line_stats(r["per_line"]["1"], 2)
     assert r["model"]["trained"] is True  # a model file with training metadata
     assert main(["bench", "--model", str(model), "--data", f"native:{tmp_path / 'empty'}"]) == 2
+
+
+def test_bench_of_an_int8_model_times_the_float_graph_beside_it(tmp_path):
+    samples = list(load_spec(f"native:{write_native_dir(tmp_path / 'd')}"))
+    rec = Recognizer(tiny_model(), ALPHABET, FeatureConfig(), meta={"weights_dtype": "int8"}, backend="onnx")
+    r = bench.run(rec, samples, lines=2, beam=4, train_batch=0, all_threads=1, extras=False, data="test")
+    assert r["backend"] == "onnx-int8"
+    for key in ("per_line", "per_line_onnx", "per_line_torch"):
+        _check_line_stats(r[key]["1"], 2)
+    text = bench.format_report(r)
+    assert "onnx-int8, 1 thr" in text and "onnx, 1 thr" in text and "torch, 1 thr" in text

@@ -119,7 +119,7 @@ def test_graph_is_cached_and_a_damaged_cache_is_rewritten(tmp_path, monkeypatch)
     cached = list(tmp_path.glob("*.onnx"))
     assert len(cached) == 1 and cached[0].stat().st_size > 1000
     # A second engine reads the cache: writing the graph again would fail here.
-    monkeypatch.setattr(onnx_engine, "build_graph", lambda m: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    monkeypatch.setattr(onnx_engine, "build_graph", lambda *a: (_ for _ in ()).throw(AssertionError("rebuilt")))
     again, _ = OnnxEngine(model, threads=1)(x, lengths)
     np.testing.assert_array_equal(first, again)
     monkeypatch.undo()
@@ -128,3 +128,37 @@ def test_graph_is_cached_and_a_damaged_cache_is_rewritten(tmp_path, monkeypatch)
     mended, _ = OnnxEngine(model, threads=1)(x, lengths)
     np.testing.assert_array_equal(first, mended)
     assert cached[0].stat().st_size > 1000
+
+
+def test_int8_lstms_stay_close_to_float():
+    """int8 arithmetic: DynamicQuantizeLSTM nodes, outputs near the float network's, padding ignored."""
+    import onnx
+    torch.manual_seed(21)
+    model = InkModel(ModelConfig(input_size=4, num_classes=7, hidden_size=24, num_layers=2,
+                                 conv_channels=8, subsample=3)).eval()
+    ops = [n.op_type for n in onnx_engine.build_graph(model, int8=True).graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    x, lengths = _batch(22, [60, 31, 9])
+    lp, out_len = OnnxEngine(model, threads=1, int8=True)(x, lengths)
+    ref, ref_len = _torch(model, x, lengths)
+    assert out_len.tolist() == ref_len.tolist()
+    diffs = [np.abs(lp[b, :n] - ref[b, :n]).max() for b, n in enumerate(out_len)]
+    assert max(diffs) < 0.05, diffs   # log-probabilities of 7 classes, each about -1.9
+    assert max(diffs) > 0             # and it is not the float graph
+    # activations are quantised with one scale per call, so a line alone differs a little from its batch row
+    alone, _ = OnnxEngine(model, threads=1, int8=True)(x[2:, :9], lengths[2:])
+    np.testing.assert_allclose(alone[0, :out_len[2]], lp[2, :out_len[2]], atol=0.01)
+
+
+def test_a_model_stored_in_int8_runs_in_int8(tmp_path, monkeypatch):
+    """`inkread export --int8` files compute their LSTMs in int8 and still read the sample."""
+    monkeypatch.setenv("INKREAD_ONNX_CACHE", str(tmp_path / "cache"))
+    assert main(["export", str(ROOT / "models" / "default.pt"), "-o", str(tmp_path / "m8.pt"), "--int8"]) == 0
+    ink = read_ink(ROOT / "data" / "samples" / "hello.json")
+    r8 = Recognizer.load(tmp_path / "m8.pt", lm=None, backend="onnx", threads=1)
+    assert r8.settings()["backend"] == "onnx-int8"
+    assert r8.recognize(ink, nbest=1, lm=False).text == "hello world"
+    assert Recognizer.load(tmp_path / "m8.pt", lm=None, backend="torch").settings()["backend"] == "torch"
+    assert Recognizer.load(lm=None, backend="onnx").settings()["backend"] == "onnx"
+    float_key = onnx_engine.graph_key(r8.model)
+    assert onnx_engine.graph_key(r8.model, int8=True) != float_key
