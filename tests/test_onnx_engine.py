@@ -159,6 +159,7 @@ def test_a_model_stored_in_int8_runs_in_int8(tmp_path, monkeypatch):
     assert r8.settings()["backend"] == "onnx-int8"
     assert r8.recognize(ink, nbest=1, lm=False).text == "hello world"
     assert Recognizer.load(tmp_path / "m8.pt", lm=None, backend="torch").settings()["backend"] == "torch"
-    assert Recognizer.load(lm=None, backend="onnx").settings()["backend"] == "onnx"
+    assert main(["export", str(tmp_path / "m8.pt"), "-o", str(tmp_path / "m16.pt"), "--half"]) == 0
+    assert Recognizer.load(tmp_path / "m16.pt", lm=None, backend="onnx").settings()["backend"] == "onnx"
     float_key = onnx_engine.graph_key(r8.model)
     assert onnx_engine.graph_key(r8.model, int8=True) != float_key
