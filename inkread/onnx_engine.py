@@ -89,9 +89,9 @@ def build_graph(model: "InkModel", int8: bool = False):
 
     With ``int8``, the LSTM nodes become ONNX Runtime's
     ``DynamicQuantizeLSTM``: weights in int8 with a scale per gate row (the
-    rows ``inkread export --int8`` stores, so an int8 file's weights are
-    taken as they are), and each step's input and state quantised to uint8
-    on the fly. About 1.5-2x faster per line on one thread (models/README.md).
+    granularity ``inkread export --int8`` stores), and each step's input and
+    state quantised to uint8 on the fly. The network ran 1.4-1.6x faster per
+    line on one thread for the shipped models (models/README.md).
 
     Inputs: ``x`` (B, T, F) float32, zero beyond each line's length, after
     frame stacking when the model subsamples without a conv (see
