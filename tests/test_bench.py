@@ -73,3 +73,38 @@ def test_bench_of_an_int8_model_times_the_float_graph_beside_it(tmp_path):
         _check_line_stats(r[key]["1"], 2)
     text = bench.format_report(r)
     assert "onnx-int8, 1 thr" in text and "onnx, 1 thr" in text and "torch, 1 thr" in text
+
+
+def test_every_timed_pass_meets_the_lm_cold(tmp_path, monkeypatch):
+    """The LM caches the contexts it has scored; without a reset the engines timed after the
+    first would decode lines the LM already knows, and their beam search would look faster."""
+    samples = list(load_spec(f"native:{write_native_dir(tmp_path / 'd')}"))
+    lm = CharLM.build(["ab ca", "bcd dab"], order=3)
+    rec = Recognizer(tiny_model(), ALPHABET, FeatureConfig(), lm=lm, lm_weight=1.0)
+    seen, decoders = [], []
+    real = bench.bench_lines
+
+    def spy(r, inks, threads, beam_decoder):
+        seen.append(len(lm._tables) + len(lm._cache) + len(lm._vcache))
+        decoders.append(beam_decoder)
+        out = real(r, inks, threads, beam_decoder)
+        assert lm._tables  # the pass did use the LM, so the next one has something to forget
+        return out
+
+    monkeypatch.setattr(bench, "bench_lines", spy)
+    bench.run(rec, samples, lines=2, beam=4, train_batch=0, all_threads=2, extras=False)
+    assert len(seen) == 4  # onnx and torch, 1 and 2 threads
+    assert seen == [0, 0, 0, 0]
+    assert len({id(d) for d in decoders}) == 4  # and each pass its own decoder cache
+
+
+def test_clear_cache_forgets_and_scores_the_same():
+    lm = CharLM.build(["ab ca", "bcd dab"], order=3)
+    state = lm.advance(lm.start(), lm.ids("b")[0])
+    hs = lm.context_keys(state)
+    token = lm.ids("c")[0]
+    before = (lm.log_dist(state).tolist(), lm.logprob_in(lm.context_table(hs), token))
+    assert lm._tables and lm._cache
+    lm.clear_cache()
+    assert not (lm._tables or lm._cache or lm._vcache)
+    assert (lm.log_dist(state).tolist(), lm.logprob_in(lm.context_table(hs), token)) == before
