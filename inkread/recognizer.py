@@ -79,7 +79,9 @@ class Result:
 
     Attributes:
         text: the best hypothesis.
-        nbest: (text, score) pairs, best first; scores are natural logs.
+        nbest: (text, score) pairs, best first; scores are natural logs. Hypotheses
+            that differ only in leading or trailing spaces (the same text to a reader)
+            appear once, with the better score.
         chars: one :class:`CharSpan` per character of ``text``.
         ms: timings in milliseconds: features, network, decode, total.
         score: score of ``text``.
@@ -276,7 +278,7 @@ class Recognizer:
         best = hyps[0]
         chars = [CharSpan(ch, i, a, b, self.points_of_frames(a, b, src_pos, num_points))
                  for i, (ch, (a, b)) in enumerate(zip(best.text, best.frames))]
-        return Result(best.text, [(h.text, h.score) for h in hyps], chars, ms, best.score)
+        return Result(best.text, _distinct_nbest(hyps), chars, ms, best.score)
 
     def points_of_frames(self, first: int, last: int, src_pos: np.ndarray, num_points: int) -> np.ndarray:
         """Flat original point indices behind output frames ``first..last``
@@ -285,6 +287,20 @@ class Recognizer:
         lo, hi = frame_point_range(src_pos, first, last, self.subsample,
                                    getattr(self.feature_config, "curves", "points"))
         return np.arange(max(lo, 0), min(hi, num_points - 1) + 1, dtype=np.int64)
+
+
+def _distinct_nbest(hyps: Sequence[Hypothesis]) -> list[tuple[str, float]]:
+    """(text, score) of the hypotheses, best first, once per text as a reader sees it:
+    beam search keeps "fox" and "fox " apart (different token paths), a list of
+    alternatives should not."""
+    seen: set[str] = set()
+    out = []
+    for h in hyps:
+        key = h.text.strip()
+        if key not in seen:
+            seen.add(key)
+            out.append((h.text, h.score))
+    return out
 
 
 def _resolve_lm(lm: Any) -> Optional["CharLM"]:

@@ -145,3 +145,16 @@ def test_shipped_default_model_reads_the_samples():
     refs = [truth] * len(samples)  # the same ink in every format; .npy offsets carry no label
     hyps = [rec.recognize(read_ink(path)).text for path in samples]
     assert score(refs, hyps).cer <= 0.3, list(zip(refs, hyps))
+
+
+def test_nbest_shows_each_text_once_as_a_reader_sees_it():
+    """Beam search keeps "fox" and "fox " as two paths; the alternatives list shows one, the better."""
+    from inkread.decode import Hypothesis
+    from inkread.recognizer import _distinct_nbest
+
+    def hyp(text: str, score: float) -> Hypothesis:
+        return Hypothesis(text, list(range(len(text))), score, [(i, i) for i in range(len(text))], score, 0.0)
+
+    hyps = [hyp("the fox", 19.0), hyp("the for", 14.5), hyp("the fox ", 6.9), hyp(" the for", 3.2),
+            hyp("the  fox", 2.0)]
+    assert _distinct_nbest(hyps) == [("the fox", 19.0), ("the for", 14.5), ("the  fox", 2.0)]
