@@ -25,6 +25,7 @@ import numpy as np
 
 from .decode import DEFAULT_BEAM, BeamSearchDecoder, GreedyDecoder, Hypothesis
 from .errors import CheckpointError
+from .evaluate import normalize
 from .ink import Ink
 
 if TYPE_CHECKING:
@@ -80,8 +81,8 @@ class Result:
     Attributes:
         text: the best hypothesis.
         nbest: (text, score) pairs, best first; scores are natural logs. Hypotheses
-            that differ only in leading or trailing spaces (the same text to a reader)
-            appear once, with the better score.
+            that differ only in spacing (:func:`inkread.evaluate.normalize`, the
+            sameness that CER scoring uses) appear once, with the better score.
         chars: one :class:`CharSpan` per character of ``text``.
         ms: timings in milliseconds: features, network, decode, total.
         score: score of ``text``.
@@ -290,13 +291,13 @@ class Recognizer:
 
 
 def _distinct_nbest(hyps: Sequence[Hypothesis]) -> list[tuple[str, float]]:
-    """(text, score) of the hypotheses, best first, once per text as a reader sees it:
-    beam search keeps "fox" and "fox " apart (different token paths), a list of
-    alternatives should not."""
+    """(text, score) of the hypotheses, best first, once per whitespace-normalised
+    text: beam search keeps "fox" and "fox " apart (different token paths), a list of
+    alternatives should not, and scoring counts them as one."""
     seen: set[str] = set()
     out = []
     for h in hyps:
-        key = h.text.strip()
+        key = normalize(h.text)
         if key not in seen:
             seen.add(key)
             out.append((h.text, h.score))

@@ -147,8 +147,9 @@ def test_shipped_default_model_reads_the_samples():
     assert score(refs, hyps).cer <= 0.3, list(zip(refs, hyps))
 
 
-def test_nbest_shows_each_text_once_as_a_reader_sees_it():
-    """Beam search keeps "fox" and "fox " as two paths; the alternatives list shows one, the better."""
+def test_nbest_shows_each_text_once_as_scoring_sees_it():
+    """Beam search keeps "fox" and "fox " as two paths; the alternatives list shows one, the better.
+    Spacing is merged as CER scoring merges it (``evaluate.normalize``)."""
     from inkread.decode import Hypothesis
     from inkread.recognizer import _distinct_nbest
 
@@ -157,4 +158,18 @@ def test_nbest_shows_each_text_once_as_a_reader_sees_it():
 
     hyps = [hyp("the fox", 19.0), hyp("the for", 14.5), hyp("the fox ", 6.9), hyp(" the for", 3.2),
             hyp("the  fox", 2.0)]
-    assert _distinct_nbest(hyps) == [("the fox", 19.0), ("the for", 14.5), ("the  fox", 2.0)]
+    assert _distinct_nbest(hyps) == [("the fox", 19.0), ("the for", 14.5)]
+    assert _distinct_nbest(hyps[2:]) == [("the fox ", 6.9), (" the for", 3.2)]
+
+
+def test_recognize_lists_an_alternative_that_differs_in_spacing_once(rec, monkeypatch):
+    """End to end: whatever the decoder returns, Result.nbest merges spacing variants."""
+    real = rec.decoder(3, True)
+
+    def with_spacing_variant(lp, out_len):
+        return [[hs[0], hs[0]._replace(text=hs[0].text + " ", score=hs[0].score - 1.0)]
+                for hs in real(lp, out_len)]
+
+    monkeypatch.setattr(rec, "decoder", lambda nbest, lm: with_spacing_variant)
+    res = rec.recognize(make_ink("cdba"), nbest=3)
+    assert res.text and [t for t, _ in res.nbest] == [res.text]
