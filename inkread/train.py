@@ -36,7 +36,7 @@ from .alphabet import Alphabet
 from .checkpoint import load, save
 from .datasets import Dataset, Sample, load_spec
 from .errors import InkreadError, OptionError
-from .features import FeatureConfig, featurize_array
+from .features import FeatureConfig, _estimate_height, featurize_array
 from .model import InkModel, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class TrainConfig:
     clip: float = 5.0
     augment: bool = True
     drop_time_prob: float = 0.15   # train some batches as if time were synthesized
+    word_jitter: float = 0.0       # share of augmented lines whose words are moved and scaled one by one
     patience: int = 12             # epochs without val improvement before stopping
     checkpoint_minutes: float = 5.0
     max_minutes: float = 0.0       # 0 = no limit
@@ -169,6 +170,65 @@ def warp_x(x: np.ndarray, rng: np.random.Generator, pieces: int = 8, spread: flo
     return np.interp(x, grid, warped)
 
 
+def _strokes_and_height(arr: np.ndarray) -> tuple[np.ndarray, float]:
+    """Stroke index of every point of a flat (N, 4) array, and the line's height as features measure it."""
+    sid = np.concatenate([[0], np.cumsum(arr[:-1, 3] > 0.5)]).astype(np.int64)
+    return sid, _estimate_height(arr[:, :2], FeatureConfig.height_quantiles)
+
+
+def word_groups(arr: np.ndarray, split: float = 0.35) -> list[np.ndarray]:
+    """The strokes of a non-empty flat (N, 4) ink array grouped into words (arrays of stroke indices).
+
+    Strokes whose x-ranges overlap or lie closer than ``split`` times the
+    line's height (the spread of y that features normalise by) are one word,
+    whenever they were written: a dot or a crossbar added after the line
+    joins the word it lies over.  Groups are in order of x.
+    """
+    sid, h = _strokes_and_height(arr)
+    firsts = np.flatnonzero(np.diff(sid, prepend=-1))
+    lo, hi = np.minimum.reduceat(arr[:, 0], firsts), np.maximum.reduceat(arr[:, 0], firsts)
+    groups: list[list[int]] = []
+    right = -np.inf
+    for i in np.argsort(lo, kind="stable"):
+        if not groups or lo[i] > right + split * h:
+            groups.append([])
+        groups[-1].append(int(i))
+        right = max(right, hi[i])
+    return [np.array(g) for g in groups]
+
+
+def jitter_words(arr: np.ndarray, rng: np.random.Generator, gap_spread: float = 0.3,
+                 shift: float = 0.04, scale: float = 0.1, split: float = 0.35) -> np.ndarray:
+    """Move and scale the words of a flat (N, 4) ink array one by one (a copy).
+
+    Writers do not keep one baseline, one letter size and one word spacing
+    along a line: each word (see :func:`word_groups`) is scaled about its
+    centre by a factor in exp([-scale, scale]), moved up or down by a normal
+    offset of ``shift`` times the line's height, and the gap before it is
+    multiplied by a factor in [1 - gap_spread, 1 + gap_spread].  Words keep
+    their order along x; times and pen lifts are kept.
+    """
+    a = arr.copy()
+    if len(a) == 0:
+        return a
+    sid, h = _strokes_and_height(a)
+    old_right = new_right = None
+    for g in word_groups(arr, split):
+        pts = np.isin(sid, g)
+        xy = a[pts, :2]
+        lo, hi = xy[:, 0].min(), xy[:, 0].max()
+        centre = np.array([(lo + hi) / 2, float(np.median(xy[:, 1]))])
+        xy = (xy - centre) * math.exp(rng.uniform(-scale, scale)) + centre
+        xy[:, 1] += rng.normal(0.0, shift * h)
+        if old_right is not None:  # the gap before the word, measured before, resized after its neighbours moved
+            gap = (lo - old_right) * rng.uniform(1 - gap_spread, 1 + gap_spread)
+            xy[:, 0] += new_right + gap - xy[:, 0].min()
+        a[pts, :2] = xy
+        old_right = hi if old_right is None else max(hi, old_right)
+        new_right = float(xy[:, 0].max()) if new_right is None else max(float(xy[:, 0].max()), new_right)
+    return a
+
+
 def make_batch(items: Sequence[Item], fcfg: FeatureConfig, rng: Optional[np.random.Generator],
                cfg: TrainConfig) -> dict:
     """Featurise (after augmentation when ``rng`` is given) and pad a batch.
@@ -180,6 +240,8 @@ def make_batch(items: Sequence[Item], fcfg: FeatureConfig, rng: Optional[np.rand
     for it in items:
         arr, synth = it.arr, it.time_synthesized
         if rng is not None and cfg.augment:
+            if cfg.word_jitter > 0 and rng.random() < cfg.word_jitter:
+                arr = jitter_words(arr, rng)
             arr = augment(arr, rng)
             synth = synth or rng.random() < cfg.drop_time_prob
         feats.append(featurize_array(arr, fcfg, synth).x)

@@ -348,3 +348,73 @@ def test_damaged_int8_file_is_named_not_a_traceback(tmp_path):
         load(tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match="unknown weights storage"):
         save(tmp_path / "x.pt", tiny_model(), ALPHABET, FeatureConfig(), weights="int4")
+
+
+def _line_of_words() -> np.ndarray:
+    """Three 'words' of two strokes each, then an i-dot over the first word written last."""
+    rows = []
+    t = 0.0
+
+    def stroke(x0, x1, y0, y1, n=12):
+        nonlocal t
+        for k in range(n):
+            u = k / (n - 1)
+            rows.append([x0 + (x1 - x0) * u, y0 + (y1 - y0) * np.sin(np.pi * u), t, float(k == n - 1)])
+            t += 0.01
+
+    for w in range(3):
+        left = w * 3.0
+        stroke(left, left + 0.9, 0.0, 1.0)
+        stroke(left + 1.0, left + 2.0, 0.0, -0.6)
+    stroke(1.4, 1.45, 1.5, 1.55, n=3)  # the dot, written after the line
+    return np.array(rows)
+
+
+def test_word_groups_finds_the_words_and_puts_a_late_dot_in_its_word():
+    from inkread.train import word_groups
+    groups = word_groups(_line_of_words())
+    assert [sorted(g.tolist()) for g in groups] == [[0, 1, 6], [2, 3], [4, 5]]
+
+
+def test_jitter_words_moves_each_word_as_a_whole_and_keeps_their_order():
+    from inkread.train import jitter_words, word_groups
+    arr = _line_of_words()
+    out = jitter_words(arr, np.random.default_rng(5), gap_spread=0.5, shift=0.2, scale=0.2)
+    assert out.shape == arr.shape
+    assert np.array_equal(out[:, 2:], arr[:, 2:])  # times and pen lifts are kept
+    stroke_of = np.repeat(np.arange(7), [12, 12, 12, 12, 12, 12, 3])
+    prev_right, offsets = -np.inf, []
+    for g in word_groups(arr):
+        pts = np.isin(stroke_of, g)
+        a, b = arr[pts, :2], out[pts, :2]
+        # one scale and one offset per word: a similarity without rotation
+        f = np.ptp(b[:, 0]) / np.ptp(a[:, 0])
+        assert np.allclose(b - b[0], (a - a[0]) * f, atol=1e-9)
+        assert 0.8 < f < 1.25 and not np.isclose(f, 1.0)
+        assert b[:, 0].min() > prev_right  # words keep their order and do not run together
+        prev_right = b[:, 0].max()
+        offsets.append(b[0, 1] - a[0, 1] * f)
+    assert np.ptp(offsets) > 0.01  # the words do not all move alike
+    assert np.array_equal(jitter_words(arr[:0], np.random.default_rng(0)), arr[:0])
+
+
+def test_word_jitter_option_is_stored_and_used(tmp_path):
+    """--word-jitter reaches the training config; with 0 (the default) lines are not regrouped."""
+    from unittest import mock
+
+    from inkread.cli import main
+    from recog_helpers import write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    import inkread.train as tr
+    with mock.patch.object(tr, "jitter_words", wraps=tr.jitter_words) as spy:
+        assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "r"), "--epochs", "1",
+                     "--hidden-size", "8", "--num-layers", "1", "--conv-channels", "0", "--subsample", "1",
+                     "--word-jitter", "1.0", "--threads", "1"]) == 0
+        used = spy.call_count
+    ts = load(tmp_path / "r" / "last.pt").train_state
+    assert ts["train_config"]["word_jitter"] == 1.0 and used > 0
+    items = build_run([f"native:{data}"], [1.0], None, tmp_path / "q", TINY, FeatureConfig(),
+                      TrainConfig(epochs=1)).sources[0]
+    with mock.patch.object(tr, "jitter_words") as never:
+        make_batch(items, FeatureConfig(), np.random.default_rng(0), TrainConfig())
+    assert never.call_count == 0
