@@ -418,3 +418,29 @@ def test_word_jitter_option_is_stored_and_used(tmp_path):
     with mock.patch.object(tr, "jitter_words") as never:
         make_batch(items, FeatureConfig(), np.random.default_rng(0), TrainConfig())
     assert never.call_count == 0
+
+
+@pytest.mark.parametrize("option", [
+    ["--lr", "-1"], ["--lr", "nan"], ["--epochs", "0"], ["--hidden-size", "0"], ["--num-layers", "0"],
+    ["--dropout", "1.5"], ["--subsample", "0"], ["--batch-frames", "0"], ["--max-batch", "0"],
+    ["--clip", "-1"], ["--warmup-steps", "-5"], ["--word-jitter", "2"], ["--drop-time-prob", "-0.1"],
+    ["--patience", "0"], ["--keep-epochs", "-2"], ["--points-per-height", "0"], ["--min-lr-ratio", "3"],
+    ["--weights", "1,x"], ["--weights", "0,1"], ["--weights", "1,-1"],
+])
+def test_train_rejects_an_option_out_of_range_in_one_line(tmp_path, capsys, option):
+    from inkread.cli import main
+    from recog_helpers import write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    args = ["train", "--train", f"native:{data}", "--out", str(tmp_path / "r"), "--threads", "1"]
+    if option[0] == "--weights":
+        args += ["--train", f"native:{data}"]
+    assert main(args + option) == 2
+    err = capsys.readouterr().err
+    assert option[0] in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_resume_checks_its_overrides_too(tmp_path, capsys):
+    from inkread.cli import main
+    assert main(["train", "--resume", str(tmp_path / "nowhere"), "--lr", "0"]) == 2
+    assert "--lr 0" in capsys.readouterr().err

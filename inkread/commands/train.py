@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -67,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, f.name, None) is not None and not isinstance(f.default, bool)}
     over.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if isinstance(f.default, bool) and getattr(args, f.name) is False})
+    _check_options(args)
     _init_dist()
     if args.resume:
         run_, opt_state = resume_run(Path(args.resume), over)
     else:
         if not args.train or not args.out:
             raise OptionError("--train SPEC and --out DIR are required (or --resume DIR)")
-        weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.train)
+        weights = _weights(args.weights) if args.weights else [1.0] * len(args.train)
         if len(weights) != len(args.train):
             raise OptionError(f"--weights has {len(weights)} values for {len(args.train)} --train specs")
         init = None
@@ -116,6 +118,57 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result))
     return 0
+
+
+# option -> (the test its value must pass, what the value must be); checked before any data is read
+_RULES = {
+    "hidden_size": (lambda v: v >= 1, "at least 1"),
+    "num_layers": (lambda v: v >= 1, "at least 1"),
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "conv_channels": (lambda v: v >= 0, "0 (no conv front end) or more"),
+    "subsample": (lambda v: v >= 1, "at least 1 (1 = no subsampling)"),
+    "points_per_height": (lambda v: v > 0, "above 0"),
+    "dt_clip": (lambda v: v > 0, "above 0"),
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_frames": (lambda v: v >= 1, "at least 1"),
+    "max_batch": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: v > 0, "above 0"),
+    "weight_decay": (lambda v: v >= 0, "0 or more"),
+    "warmup_steps": (lambda v: v >= 0, "0 or more"),
+    "min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "clip": (lambda v: v > 0, "above 0"),
+    "drop_time_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "word_jitter": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "patience": (lambda v: v >= 1, "at least 1"),
+    "checkpoint_minutes": (lambda v: v > 0, "above 0"),
+    "max_minutes": (lambda v: v >= 0, "0 (no limit) or more"),
+    "val_limit": (lambda v: v >= 0, "0 (all) or more"),
+    "threads": (lambda v: v >= 0, "0 (torch's default) or more"),
+    "keep_epochs": (lambda v: v >= 0, "0 or more"),
+}
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """One clear error for a numeric option out of its range (torch would raise a traceback, or
+    worse, train something meaningless)."""
+    from ..errors import OptionError
+    for name, (ok, must) in _RULES.items():
+        v = getattr(args, name, None)
+        if v is None:
+            continue
+        if (isinstance(v, float) and not math.isfinite(v)) or not ok(v):
+            raise OptionError(f"--{name.replace('_', '-')} {v}: must be {must}")
+
+
+def _weights(text: str) -> list[float]:
+    from ..errors import OptionError
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise OptionError(f"--weights {text}: expected numbers separated by commas, e.g. 1,0.3") from None
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or weights[0] <= 0:
+        raise OptionError(f"--weights {text}: weights must be 0 or more, the first above 0")
+    return weights
 
 
 def _cuda_ok(device: str) -> bool:
