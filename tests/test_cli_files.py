@@ -174,3 +174,31 @@ def test_degenerate_inks_render():
         render.draw(Ink(), 100)
     with pytest.raises(OptionError, match="8..10000"):
         render.draw(dot, 20_000)
+
+
+# ------------------------------------------------------------ option ranges (every command)
+@pytest.mark.parametrize("argv, option, message", [
+    (["eval", "--data", "synth:2@1", "--lm-weight", "nan"], "--lm-weight", "'nan' is not a finite number"),
+    (["eval", "--data", "synth:2@1", "--scale", "inf"], "--scale", "'inf' is not a finite number"),
+    (["eval", "--data", "synth:2@1", "--scale", "0"], "--scale", "0 is not above 0"),
+    (["eval", "--data", "synth:2@1", "--rate", "-5"], "--rate", "-5 is not at least 0"),
+    (["recognize", "x.json", "--bonus", "inf"], "--bonus", "not a finite number"),
+    (["recognize", "x.json", "--oov-penalty", "-1"], "--oov-penalty", "-1 is not at least 0"),
+    (["lm", "tune", "--data", "synth:2@1", "--lm", "x.npz", "--beam", "0"], "--beam", "0 is not at least 1"),
+    (["lm", "tune", "--data", "synth:2@1", "--lm", "x.npz", "--weights", "0.5,nan"], "--weights",
+     "item 2: 'nan' is not a finite number"),
+    (["lm", "tune", "--data", "synth:2@1", "--lm", "x.npz", "--limit", "-4"], "--limit", "-4 is not at least 0"),
+    (["lm", "build", "t.txt", "-o", "x.npz", "--order", "0"], "--order", "0 is outside 1..10"),
+    (["lm", "build", "t.txt", "-o", "x.npz", "--min-counts", "1,-1"], "--min-counts", "item 2"),
+    (["lm", "build", "t.txt", "-o", "x.npz", "--wrap", "-1"], "--wrap", "-1 is not at least 0"),
+    (["bench", "--train-batch", "-3"], "--train-batch", "-3 is not at least 0"),
+    (["data", "synth:2@1", "--show-skipped", "-1"], "--show-skipped", "-1 is not at least 0"),
+    (["synth", "--n", "0", "--out", "d"], "--n", "0 is not at least 1"),
+    (["saliency", "x.json", "--steps", "0"], "--steps", "0 is not at least 1"),
+])
+def test_a_number_out_of_range_is_one_line_naming_the_option(capsys, argv, option, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {option}" in err and message in err, err

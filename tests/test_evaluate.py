@@ -154,5 +154,6 @@ def test_cli_eval_robustness_options(tmp_path, capsys):
                  "--drop-time", "--rate", "60", "--scale", "0.5"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["perturbation"] == {"drop_time": True, "rate": 60.0, "scale": 0.5}
-    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--scale", "0"]) == 2
-    assert "--scale" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused while parsing, before any data is read
+        main(["eval", "--data", f"native:{data}", "--model", str(model), "--scale", "0"])
+    assert stop.value.code == 2 and "--scale" in capsys.readouterr().err

@@ -434,7 +434,9 @@ def test_train_rejects_an_option_out_of_range_in_one_line(tmp_path, capsys, opti
     args = ["train", "--train", f"native:{data}", "--out", str(tmp_path / "r"), "--threads", "1"]
     if option[0] == "--weights":
         args += ["--train", f"native:{data}"]
-    assert main(args + option) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(args + option)
+    assert stop.value.code == 2
     err = capsys.readouterr().err
     assert option[0] in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()  # nothing was started
@@ -442,5 +444,7 @@ def test_train_rejects_an_option_out_of_range_in_one_line(tmp_path, capsys, opti
 
 def test_resume_checks_its_overrides_too(tmp_path, capsys):
     from inkread.cli import main
-    assert main(["train", "--resume", str(tmp_path / "nowhere"), "--lr", "0"]) == 2
-    assert "--lr 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--resume", str(tmp_path / "nowhere"), "--lr", "0"])
+    assert stop.value.code == 2
+    assert "--lr: 0 is not above 0" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import json
 import logging
 
 from ..decode import DEFAULT_BEAM
-from .recognize import _positive_int, add_backend_option
+from .argtypes import whole
+from .recognize import add_backend_option
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +19,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lm", metavar="FILE", help="LM for the beam-search timing (default models/lm-en.npz)")
     g.add_argument("--no-lm", action="store_true", help="time beam search without LM")
     p.add_argument("--data", metavar="SPEC", help="lines to time (default synth:N@0, else data/samples)")
-    p.add_argument("--lines", type=_positive_int, default=20, metavar="N", help="lines to time (default 20)")
-    p.add_argument("--beam", type=_positive_int, default=DEFAULT_BEAM, metavar="K",
+    p.add_argument("--lines", type=whole(1), default=20, metavar="N", help="lines to time (default 20)")
+    p.add_argument("--beam", type=whole(1), default=DEFAULT_BEAM, metavar="K",
                    help=f"beam width (default {DEFAULT_BEAM})")
-    p.add_argument("--train-batch", type=int, default=16, metavar="B",
+    p.add_argument("--train-batch", type=whole(0), default=16, metavar="B",
                    help="lines in the timed training batch (0 = skip; default 16)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="'all threads' means N (default: torch's)")
+    p.add_argument("--threads", type=whole(1), metavar="N", help="'all threads' means N (default: torch's)")
     p.add_argument("--no-extras", action="store_true", help="skip the synth and saliency benchmarks")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_backend_option(p)

@@ -7,11 +7,13 @@ from collections import Counter
 
 import numpy as np
 
+from .argtypes import whole
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="data spec KIND:PATH[@SELECTOR], e.g. iamondb:ROOT@trainset, "
                                 "inkml:DIR@inner, native:DIR, synth:100@1")
-    p.add_argument("--show-skipped", type=int, default=50, metavar="N",
+    p.add_argument("--show-skipped", type=whole(0), default=50, metavar="N",
                    help="list at most N skipped items (default 50)")
 
 

@@ -5,14 +5,15 @@ import argparse
 import json
 import sys
 
-from .recognize import _positive_int, add_model_options, load_recognizer
+from .argtypes import number, whole
+from .recognize import add_model_options, load_recognizer
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="SPEC",
                    help="labelled data spec, e.g. iamondb:ROOT@testset_v, native:DIR")
     add_model_options(p)
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="score only the first N samples")
+    p.add_argument("--limit", type=whole(1), metavar="N", help="score only the first N samples")
     p.add_argument("--crossed-out", choices=("keep", "drop"), default="keep",
                    help="IAM '#' (crossed-out word): keep = score it like any character (default); "
                         "drop = remove '#' words from reference and hypothesis")
@@ -20,21 +21,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--errors", metavar="FILE", help="write id, reference, hypothesis, edits per sample (TSV)")
     g = p.add_argument_group("robustness: score the ink as another device would give it")
     g.add_argument("--drop-time", action="store_true", help="replace the timestamps by synthesized ones")
-    g.add_argument("--rate", type=float, default=0.0, metavar="HZ",
+    g.add_argument("--rate", type=number(least=0), default=0.0, metavar="HZ",
                    help="resample every stroke in time to HZ samples per second")
-    g.add_argument("--scale", type=float, default=1.0, metavar="F", help="multiply all coordinates by F")
-    p.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="lines per network call")
+    g.add_argument("--scale", type=number(above=0), default=1.0, metavar="F", help="multiply all coordinates by F")
+    p.add_argument("--batch-size", type=whole(1), default=16, metavar="N", help="lines per network call")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import load_spec
-    from ..errors import DataSpecError, OptionError
+    from ..errors import DataSpecError
     from ..evaluate import evaluate, write_errors
     ds = load_spec(args.data)
     if len(ds) == 0:
         raise DataSpecError(f"no labelled samples ({len(ds.skipped)} skipped)", args.data)
-    if args.rate < 0 or not args.scale > 0:
-        raise OptionError("--rate must be >= 0 and --scale > 0", where="eval")
     if args.drop_time or args.rate or args.scale != 1.0:
         from ..datasets import Dataset, Sample
         from ..evaluate import perturb

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+from .argtypes import number, whole
 
 log = logging.getLogger(__name__)
 
@@ -56,33 +57,13 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ render
-def _size(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 8 <= v <= 10_000:
-        raise argparse.ArgumentTypeError(f"{v} is outside 8..10000")
-    return v
-
-
-def _line_width(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.1 <= v <= 100:
-        raise argparse.ArgumentTypeError(f"{v:g} is outside 0.1..100")
-    return v
-
-
 def configure_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="an ink file")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="image to write: OUT.png or OUT.svg")
-    p.add_argument("--width", type=_size, default=800, metavar="W", help="image width in pixels (default 800)")
-    p.add_argument("--height", type=_size, default=None, metavar="H",
+    p.add_argument("--width", type=whole(8, 10_000), default=800, metavar="W", help="image width in pixels (default 800)")
+    p.add_argument("--height", type=whole(8, 10_000), default=None, metavar="H",
                    help="image height (default: from the ink's aspect ratio)")
-    p.add_argument("--line-width", type=_line_width, default=None, metavar="PX",
+    p.add_argument("--line-width", type=number(0.1, 100), default=None, metavar="PX",
                    help="pen width in pixels (default: from the ink's height)")
     p.add_argument("--from", dest="fmt", metavar="FMT", help="read as this format")
 

@@ -6,20 +6,7 @@ import json
 import sys
 
 from ..decode import DEFAULT_BEAM
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+from .argtypes import listed, number, whole
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -29,15 +16,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     b.add_argument("--wordnet", metavar="DIR", help="also use WordNet's glosses and examples from DIR "
                    "(e.g. /usr/share/wordnet of Debian's wordnet-base)")
     b.add_argument("-o", "--out", required=True, metavar="LM", help="output file (.npz)")
-    b.add_argument("--order", type=int, default=7, help="n-gram order (default 7)")
-    b.add_argument("--min-counts", type=_ints, default=[1, 1, 1, 2, 3, 4, 5], metavar="C1,C2,...",
+    b.add_argument("--order", type=whole(1, 10), default=7, help="n-gram order (default 7)")
+    b.add_argument("--min-counts", type=listed(whole(1), "whole numbers"), default=[1, 1, 1, 2, 3, 4, 5], metavar="C1,C2,...",
                    help="per order, the smallest Kneser-Ney count kept (default 1,1,1,2,3,4,5)")
-    b.add_argument("--wrap", type=int, default=40, metavar="N",
+    b.add_argument("--wrap", type=whole(0), default=40, metavar="N",
                    help="re-wrap paragraphs into lines of about N characters, like handwritten "
                         "lines (0 = keep the files' lines; default 40)")
-    b.add_argument("--min-char-count", type=int, default=1, metavar="N",
+    b.add_argument("--min-char-count", type=whole(1), default=1, metavar="N",
                    help="characters seen fewer times become 'unknown'")
-    b.add_argument("--lexicon-size", type=int, default=0, metavar="N",
+    b.add_argument("--lexicon-size", type=whole(0), default=0, metavar="N",
                    help="also store the N most frequent words as a lexicon")
     b.add_argument("--exclude", action="append", default=[], metavar="SPEC",
                    help="remove verbatim occurrences of these data's labels from the text "
@@ -51,11 +38,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     t.add_argument("--data", required=True, metavar="SPEC", help="validation data spec")
     t.add_argument("--model", metavar="FILE", help="model file (default models/default.pt)")
     t.add_argument("--lm", required=True, metavar="LM")
-    t.add_argument("--weights", type=_floats, default=[0.0, 0.25, 0.5, 0.75, 1.0], metavar="W,...")
-    t.add_argument("--bonuses", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0], metavar="B,...")
-    t.add_argument("--beam", type=int, default=DEFAULT_BEAM, metavar="K")
-    t.add_argument("--limit", type=int, default=300, metavar="N", help="lines used (default 300, 0 = all)")
-    t.add_argument("--threads", type=int, metavar="N")
+    t.add_argument("--weights", type=listed(number(least=0), "numbers"), default=[0.0, 0.25, 0.5, 0.75, 1.0], metavar="W,...")
+    t.add_argument("--bonuses", type=listed(number(), "numbers"), default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0], metavar="B,...")
+    t.add_argument("--beam", type=whole(1), default=DEFAULT_BEAM, metavar="K")
+    t.add_argument("--limit", type=whole(0), default=300, metavar="N", help="lines used (default 300, 0 = all)")
+    t.add_argument("--threads", type=whole(1), metavar="N")
     t.add_argument("--write", action="store_true", help="store the best weight and bonus in the LM file")
     t.add_argument("--json", action="store_true")
 
@@ -72,8 +59,6 @@ def _build(args: argparse.Namespace) -> int:
     from ..datasets import load_spec
     from ..errors import OptionError
     from ..lm import CharLM, wrap_text, drop_references, read_text_lines, wordnet_text
-    if not 1 <= args.order <= 10:
-        raise OptionError(f"--order {args.order}: must be 1..10")
     if not args.text and not args.wordnet:
         raise OptionError("give TEXT files and/or --wordnet DIR")
     lines = read_text_lines(args.text, wrap=args.wrap)

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..decode import DEFAULT_BEAM
+from .argtypes import number, whole
 
 
 def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
@@ -14,14 +15,14 @@ def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--lm", metavar="FILE", help="character LM (default: models/lm-en.npz if present)")
         g.add_argument("--no-lm", action="store_true", help="decode without a language model")
-        p.add_argument("--beam", type=_positive_int, default=DEFAULT_BEAM, metavar="K",
+        p.add_argument("--beam", type=whole(1), default=DEFAULT_BEAM, metavar="K",
                        help=f"beam width (default {DEFAULT_BEAM})")
-        p.add_argument("--lm-weight", type=float, metavar="W", help="LM weight (default: the LM file's tuned value)")
-        p.add_argument("--bonus", type=float, metavar="B",
+        p.add_argument("--lm-weight", type=number(least=0), metavar="W", help="LM weight (default: the LM file's tuned value)")
+        p.add_argument("--bonus", type=number(), metavar="B",
                        help="per-character insertion bonus (default: the LM file's tuned value)")
-        p.add_argument("--oov-penalty", type=float, metavar="P",
+        p.add_argument("--oov-penalty", type=number(least=0), metavar="P",
                        help="penalty per word outside the LM file's lexicon (default: tuned value or 0)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads (default: torch's setting)")
+    p.add_argument("--threads", type=whole(1), metavar="N", help="torch threads (default: torch's setting)")
     add_backend_option(p)
 
 
@@ -29,16 +30,6 @@ def add_backend_option(p: argparse.ArgumentParser) -> None:
     from ..onnx_engine import BACKENDS
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="engine of the network: onnx (ONNX Runtime), torch, or auto (onnx when installed)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not at least 1")
-    return v
 
 
 def load_recognizer(args: argparse.Namespace):
@@ -54,7 +45,7 @@ def load_recognizer(args: argparse.Namespace):
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="ink files (any supported format)")
     p.add_argument("--from", dest="fmt", metavar="FMT", help="read every file as this format")
-    p.add_argument("--nbest", type=_positive_int, default=1, metavar="K", help="print the K best texts")
+    p.add_argument("--nbest", type=whole(1), default=1, metavar="K", help="print the K best texts")
     p.add_argument("--json", action="store_true", help="one JSON object per file (text, n-best, "
                                                        "character frames and points, timings)")
     add_model_options(p)

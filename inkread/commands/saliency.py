@@ -9,25 +9,9 @@ import argparse
 import json
 import sys
 from typing import Optional
+from .argtypes import whole
 
 METHOD_NAMES = ("gradient", "coordinates", "gradxinput", "integrated", "smoothgrad")
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} is negative")
-    return v
-
-
-def _pos_int(text: str) -> int:
-    v = _nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not at least 1")
-    return v
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,7 +19,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="FILE", help="model file (default: models/default.pt or $INKREAD_MODEL)")
     p.add_argument("--method", default="gradient", metavar="NAME",
                    help=f"attribution method: {', '.join(METHOD_NAMES)} (default gradient)")
-    p.add_argument("--char", type=_nonneg_int, metavar="K",
+    p.add_argument("--char", type=whole(0), metavar="K",
                    help="explain only character K (0-based index in the recognised text)")
     p.add_argument("--out", metavar="OUT.png", help="write the figure (heat maps and demo rows) here")
     p.add_argument("--json", action="store_true",
@@ -43,13 +27,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(with --faithfulness: the figures)")
     p.add_argument("--no-demo", action="store_true", help="leave Graves's demo rows out of the figure")
     p.add_argument("--no-lm", action="store_true", help="decode without the language model")
-    p.add_argument("--window", type=_pos_int, metavar="W",
+    p.add_argument("--window", type=whole(1), metavar="W",
                    help="back-propagate only W output frames each side of a character (faster, "
                         "approximate; default: the whole line, exact)")
-    p.add_argument("--steps", type=_pos_int, default=16, metavar="N", help="integrated-gradients steps (16)")
-    p.add_argument("--nsamples", type=_pos_int, default=16, metavar="N", help="SmoothGrad samples (16)")
-    p.add_argument("--width", type=_pos_int, default=1200, metavar="PX", help="figure width (1200)")
-    p.add_argument("--threads", type=_pos_int, metavar="N", help="torch threads (default: torch's setting)")
+    p.add_argument("--steps", type=whole(1), default=16, metavar="N", help="integrated-gradients steps (16)")
+    p.add_argument("--nsamples", type=whole(1), default=16, metavar="N", help="SmoothGrad samples (16)")
+    p.add_argument("--width", type=whole(1), default=1200, metavar="PX", help="figure width (1200)")
+    p.add_argument("--threads", type=whole(1), metavar="N", help="torch threads (default: torch's setting)")
     g = p.add_argument_group("faithfulness (synthetic ink with per-point truth)")
     g.add_argument("--faithfulness", metavar="SPEC",
                    help="measure the methods on a data spec whose ink knows each point's character, "
@@ -59,7 +43,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--control", action="store_true",
                    help="also run every method on a copy of the network with re-initialised weights "
                         "(same character spans): what the architecture alone scores")
-    g.add_argument("--deletion-chars", type=_nonneg_int, default=3, metavar="N",
+    g.add_argument("--deletion-chars", type=whole(0), default=3, metavar="N",
                    help="characters per line for the deletion check (default 3; 0 = off)")
 
 

@@ -11,6 +11,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Optional
+from .argtypes import whole
 
 log = logging.getLogger(__name__)
 
@@ -21,34 +22,14 @@ _CHUNK = 50  # lines per task handed to a worker
 _JOB: dict = {}
 
 
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {v}")
-    return v
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {v}")
-    return v
-
-
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n", type=_count, required=True, metavar="N", help="number of lines to write")
+    p.add_argument("--n", type=whole(1), required=True, metavar="N", help="number of lines to write")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0); "
+    p.add_argument("--seed", type=whole(0), default=0, help="random seed (default 0); "
                    "line i depends only on (seed, i)")
     p.add_argument("--text", metavar="FILE", help="write the lines of this UTF-8 text file "
                    "(cycled; long lines wrapped) instead of random English")
-    p.add_argument("--workers", type=_count, default=1, metavar="K",
+    p.add_argument("--workers", type=whole(1), default=1, metavar="K",
                    help="processes to use (default 1); does not change the output")
     p.add_argument("--format", choices=sorted(_SUFFIX), default="json",
                    help="json (native, keeps the per-point character truth) or inkml (default json)")

@@ -5,9 +5,10 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 from pathlib import Path
+
+from .argtypes import listed, number, whole
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -17,7 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     from ..train import TrainConfig
     p.add_argument("--train", action="append", metavar="SPEC", default=[],
                    help="training data spec (repeat to mix; the first one's labels make the alphabet)")
-    p.add_argument("--weights", default=None, metavar="W1,W2,...",
+    p.add_argument("--weights", type=_weights, default=None, metavar="W1,W2,...",
                    help="mixing weights of the --train specs, relative to the first (default all 1)")
     p.add_argument("--val", metavar="SPEC", help="validation data spec (model selection, early stopping)")
     p.add_argument("--out", metavar="DIR", help="run folder: checkpoints, metrics.csv")
@@ -31,20 +32,20 @@ def configure(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     for f in dataclasses.fields(ModelConfig):
         if f.name not in ("input_size", "num_classes"):
-            g.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None,
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES[f.name], default=None,
                            help=f"default {f.default}")
     g = p.add_argument_group("features")
     for f in dataclasses.fields(FeatureConfig):
         if f.name in ("points_per_height", "dt_clip"):
-            g.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default)
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES[f.name], default=f.default)
     g.add_argument("--slant-correction", action="store_true")
     g.add_argument("--curves", choices=FEATURE_CURVES, default=FeatureConfig.curves,
                    help="frames per resampled point (points, 4 features) or per fitted cubic "
                         "Bezier curve (bezier, 10 features; far fewer frames)")
-    g.add_argument("--curve-tolerance", type=float, default=FeatureConfig.curve_tolerance, metavar="X",
+    g.add_argument("--curve-tolerance", type=number(above=0), default=FeatureConfig.curve_tolerance, metavar="X",
                    help="bezier: largest distance of a resampled point from its curve, in units of "
                         f"the normalised height (default {FeatureConfig.curve_tolerance})")
-    g.add_argument("--curve-max-points", type=int, default=FeatureConfig.curve_max_points, metavar="N",
+    g.add_argument("--curve-max-points", type=whole(2), default=FeatureConfig.curve_max_points, metavar="N",
                    help=f"bezier: the most resampled points one curve spans (default {FeatureConfig.curve_max_points})")
     g = p.add_argument_group("optimisation")
     for f in dataclasses.fields(TrainConfig):
@@ -52,7 +53,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         if kind is bool:
             g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false")
         else:
-            g.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None,
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES.get(f.name, kind), default=None,
                            help=f"default {f.default}")
 
 
@@ -68,14 +69,13 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, f.name, None) is not None and not isinstance(f.default, bool)}
     over.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if isinstance(f.default, bool) and getattr(args, f.name) is False})
-    _check_options(args)
     _init_dist()
     if args.resume:
         run_, opt_state = resume_run(Path(args.resume), over)
     else:
         if not args.train or not args.out:
             raise OptionError("--train SPEC and --out DIR are required (or --resume DIR)")
-        weights = _weights(args.weights) if args.weights else [1.0] * len(args.train)
+        weights = args.weights or [1.0] * len(args.train)
         if len(weights) != len(args.train):
             raise OptionError(f"--weights has {len(weights)} values for {len(args.train)} --train specs")
         init = None
@@ -120,54 +120,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# option -> (the test its value must pass, what the value must be); checked before any data is read
-_RULES = {
-    "hidden_size": (lambda v: v >= 1, "at least 1"),
-    "num_layers": (lambda v: v >= 1, "at least 1"),
-    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "conv_channels": (lambda v: v >= 0, "0 (no conv front end) or more"),
-    "subsample": (lambda v: v >= 1, "at least 1 (1 = no subsampling)"),
-    "points_per_height": (lambda v: v > 0, "above 0"),
-    "dt_clip": (lambda v: v > 0, "above 0"),
-    "epochs": (lambda v: v >= 1, "at least 1"),
-    "batch_frames": (lambda v: v >= 1, "at least 1"),
-    "max_batch": (lambda v: v >= 1, "at least 1"),
-    "lr": (lambda v: v > 0, "above 0"),
-    "weight_decay": (lambda v: v >= 0, "0 or more"),
-    "warmup_steps": (lambda v: v >= 0, "0 or more"),
-    "min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "clip": (lambda v: v > 0, "above 0"),
-    "drop_time_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "word_jitter": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "patience": (lambda v: v >= 1, "at least 1"),
-    "checkpoint_minutes": (lambda v: v > 0, "above 0"),
-    "max_minutes": (lambda v: v >= 0, "0 (no limit) or more"),
-    "val_limit": (lambda v: v >= 0, "0 (all) or more"),
-    "threads": (lambda v: v >= 0, "0 (torch's default) or more"),
-    "keep_epochs": (lambda v: v >= 0, "0 or more"),
+# the range of every numeric option (argparse types: one clear line for a value outside it)
+_TYPES = {
+    "hidden_size": whole(1), "num_layers": whole(1), "dropout": number(0, 0.99), "conv_channels": whole(0),
+    "subsample": whole(1), "points_per_height": number(above=0), "dt_clip": number(above=0),
+    "epochs": whole(1), "batch_frames": whole(1), "max_batch": whole(1), "lr": number(above=0),
+    "weight_decay": number(least=0), "warmup_steps": whole(0), "min_lr_ratio": number(0, 1),
+    "clip": number(above=0), "drop_time_prob": number(0, 1), "word_jitter": number(0, 1),
+    "patience": whole(1), "checkpoint_minutes": number(above=0), "max_minutes": number(least=0),
+    "seed": whole(0), "val_limit": whole(0), "threads": whole(0), "keep_epochs": whole(0),
 }
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    """One clear error for a numeric option out of its range (torch would raise a traceback, or
-    worse, train something meaningless)."""
-    from ..errors import OptionError
-    for name, (ok, must) in _RULES.items():
-        v = getattr(args, name, None)
-        if v is None:
-            continue
-        if (isinstance(v, float) and not math.isfinite(v)) or not ok(v):
-            raise OptionError(f"--{name.replace('_', '-')} {v}: must be {must}")
-
-
 def _weights(text: str) -> list[float]:
-    from ..errors import OptionError
-    try:
-        weights = [float(w) for w in text.split(",")]
-    except ValueError:
-        raise OptionError(f"--weights {text}: expected numbers separated by commas, e.g. 1,0.3") from None
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or weights[0] <= 0:
-        raise OptionError(f"--weights {text}: weights must be 0 or more, the first above 0")
+    weights = listed(number(least=0), "numbers")(text)
+    if weights[0] <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the first weight must be above 0")
     return weights
 
 
