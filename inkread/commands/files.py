@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+
 from .argtypes import number, whole
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def run_info(args: argparse.Namespace) -> int:
 def configure_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="an ink file")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="image to write: OUT.png or OUT.svg")
-    p.add_argument("--width", type=whole(8, 10_000), default=800, metavar="W", help="image width in pixels (default 800)")
+    p.add_argument("--width", type=whole(8, 10_000), default=800, metavar="W",
+                   help="image width in pixels (default 800)")
     p.add_argument("--height", type=whole(8, 10_000), default=None, metavar="H",
                    help="image height (default: from the ink's aspect ratio)")
     p.add_argument("--line-width", type=number(0.1, 100), default=None, metavar="PX",

@@ -17,7 +17,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    "(e.g. /usr/share/wordnet of Debian's wordnet-base)")
     b.add_argument("-o", "--out", required=True, metavar="LM", help="output file (.npz)")
     b.add_argument("--order", type=whole(1, 10), default=7, help="n-gram order (default 7)")
-    b.add_argument("--min-counts", type=listed(whole(1), "whole numbers"), default=[1, 1, 1, 2, 3, 4, 5], metavar="C1,C2,...",
+    b.add_argument("--min-counts", type=listed(whole(1), "whole numbers"), default=[1, 1, 1, 2, 3, 4, 5],
+                   metavar="C1,C2,...",
                    help="per order, the smallest Kneser-Ney count kept (default 1,1,1,2,3,4,5)")
     b.add_argument("--wrap", type=whole(0), default=40, metavar="N",
                    help="re-wrap paragraphs into lines of about N characters, like handwritten "
@@ -38,8 +39,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     t.add_argument("--data", required=True, metavar="SPEC", help="validation data spec")
     t.add_argument("--model", metavar="FILE", help="model file (default models/default.pt)")
     t.add_argument("--lm", required=True, metavar="LM")
-    t.add_argument("--weights", type=listed(number(least=0), "numbers"), default=[0.0, 0.25, 0.5, 0.75, 1.0], metavar="W,...")
-    t.add_argument("--bonuses", type=listed(number(), "numbers"), default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0], metavar="B,...")
+    t.add_argument("--weights", type=listed(number(least=0), "numbers"), default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   metavar="W,...")
+    t.add_argument("--bonuses", type=listed(number(), "numbers"), default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+                   metavar="B,...")
     t.add_argument("--beam", type=whole(1), default=DEFAULT_BEAM, metavar="K")
     t.add_argument("--limit", type=whole(0), default=300, metavar="N", help="lines used (default 300, 0 = all)")
     t.add_argument("--threads", type=whole(1), metavar="N")

@@ -17,7 +17,8 @@ def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
         g.add_argument("--no-lm", action="store_true", help="decode without a language model")
         p.add_argument("--beam", type=whole(1), default=DEFAULT_BEAM, metavar="K",
                        help=f"beam width (default {DEFAULT_BEAM})")
-        p.add_argument("--lm-weight", type=number(least=0), metavar="W", help="LM weight (default: the LM file's tuned value)")
+        p.add_argument("--lm-weight", type=number(least=0), metavar="W",
+                       help="LM weight (default: the LM file's tuned value)")
         p.add_argument("--bonus", type=number(), metavar="B",
                        help="per-character insertion bonus (default: the LM file's tuned value)")
         p.add_argument("--oov-penalty", type=number(least=0), metavar="P",

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from typing import Optional
+
 from .argtypes import whole
 
 METHOD_NAMES = ("gradient", "coordinates", "gradxinput", "integrated", "smoothgrad")

@@ -11,6 +11,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Optional
+
 from .argtypes import whole
 
 log = logging.getLogger(__name__)

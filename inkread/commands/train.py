@@ -42,7 +42,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--curves", choices=FEATURE_CURVES, default=FeatureConfig.curves,
                    help="frames per resampled point (points, 4 features) or per fitted cubic "
                         "Bezier curve (bezier, 10 features; far fewer frames)")
-    g.add_argument("--curve-tolerance", type=number(above=0), default=FeatureConfig.curve_tolerance, metavar="X",
+    g.add_argument("--curve-tolerance", type=number(above=0), default=FeatureConfig.curve_tolerance,
+                   metavar="X",
                    help="bezier: largest distance of a resampled point from its curve, in units of "
                         f"the normalised height (default {FeatureConfig.curve_tolerance})")
     g.add_argument("--curve-max-points", type=whole(2), default=FeatureConfig.curve_max_points, metavar="N",
