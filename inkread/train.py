@@ -184,7 +184,10 @@ def word_groups(arr: np.ndarray, split: float = 0.35) -> list[np.ndarray]:
     whenever they were written: a dot or a crossbar added after the line
     joins the word it lies over.  Groups are in order of x.
     """
-    sid, h = _strokes_and_height(arr)
+    return _word_groups(arr, *_strokes_and_height(arr), split)
+
+
+def _word_groups(arr: np.ndarray, sid: np.ndarray, h: float, split: float) -> list[np.ndarray]:
     firsts = np.flatnonzero(np.diff(sid, prepend=-1))
     lo, hi = np.minimum.reduceat(arr[:, 0], firsts), np.maximum.reduceat(arr[:, 0], firsts)
     groups: list[list[int]] = []
@@ -213,7 +216,7 @@ def jitter_words(arr: np.ndarray, rng: np.random.Generator, gap_spread: float = 
         return a
     sid, h = _strokes_and_height(a)
     old_right = new_right = None
-    for g in word_groups(arr, split):
+    for g in _word_groups(arr, sid, h, split):
         pts = np.isin(sid, g)
         xy = a[pts, :2]
         lo, hi = xy[:, 0].min(), xy[:, 0].max()
