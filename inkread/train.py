@@ -36,8 +36,9 @@ from .alphabet import Alphabet
 from .checkpoint import load, save
 from .datasets import Dataset, Sample, load_spec
 from .errors import InkreadError, OptionError
-from .features import FeatureConfig, _estimate_height, featurize_array
+from .features import FeatureConfig, featurize_array
 from .model import InkModel, ModelConfig
+from .words import WordBank, jitter_words
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class TrainConfig:
     augment: bool = True
     drop_time_prob: float = 0.15   # train some batches as if time were synthesized
     word_jitter: float = 0.0       # share of augmented lines whose words are moved and scaled one by one
+    word_mix: float = 0.0          # new lines of recombined words per line of the first source, each epoch
     patience: int = 12             # epochs without val improvement before stopping
     checkpoint_minutes: float = 5.0
     max_minutes: float = 0.0       # 0 = no limit
@@ -77,6 +79,7 @@ class Item:
     ids: list[int]
     time_synthesized: bool
     approx_len: int
+    writer: str = ""  # who wrote it (the writer, else the form, else the sample): words mix within one
 
 
 def _items(ds: Dataset, alphabet: Alphabet, fcfg: FeatureConfig, report: list,
@@ -98,8 +101,9 @@ def _items(ds: Dataset, alphabet: Alphabet, fcfg: FeatureConfig, report: list,
             dropped += 1
             continue
         feats = featurize_array(arr, fcfg, s.ink.time_synthesized)
+        writer = s.writer or str(s.ink.metadata.get("form") or s.id)
         out.append(Item(arr, s.text, alphabet.encode(s.text, unknown="drop"), s.ink.time_synthesized,
-                        len(feats.x)))
+                        len(feats.x), writer))
     if dropped:
         report.append(f"{ds.spec}: skipped {dropped} samples with characters outside the alphabet or no ink")
     if unknown and keep_unknown:
@@ -168,68 +172,6 @@ def warp_x(x: np.ndarray, rng: np.random.Generator, pieces: int = 8, spread: flo
     grid = np.linspace(lo, hi, pieces + 1)
     warped = lo + np.concatenate([[0.0], np.cumsum(widths)]) / widths.sum() * (hi - lo)
     return np.interp(x, grid, warped)
-
-
-def _strokes_and_height(arr: np.ndarray) -> tuple[np.ndarray, float]:
-    """Stroke index of every point of a flat (N, 4) array, and the line's height as features measure it."""
-    sid = np.concatenate([[0], np.cumsum(arr[:-1, 3] > 0.5)]).astype(np.int64)
-    return sid, _estimate_height(arr[:, :2], FeatureConfig.height_quantiles)
-
-
-def word_groups(arr: np.ndarray, split: float = 0.35) -> list[np.ndarray]:
-    """The strokes of a non-empty flat (N, 4) ink array grouped into words (arrays of stroke indices).
-
-    Strokes whose x-ranges overlap or lie closer than ``split`` times the
-    line's height (the spread of y that features normalise by) are one word,
-    whenever they were written: a dot or a crossbar added after the line
-    joins the word it lies over.  Groups are in order of x.
-    """
-    return _word_groups(arr, *_strokes_and_height(arr), split)
-
-
-def _word_groups(arr: np.ndarray, sid: np.ndarray, h: float, split: float) -> list[np.ndarray]:
-    firsts = np.flatnonzero(np.diff(sid, prepend=-1))
-    lo, hi = np.minimum.reduceat(arr[:, 0], firsts), np.maximum.reduceat(arr[:, 0], firsts)
-    groups: list[list[int]] = []
-    right = -np.inf
-    for i in np.argsort(lo, kind="stable"):
-        if not groups or lo[i] > right + split * h:
-            groups.append([])
-        groups[-1].append(int(i))
-        right = max(right, hi[i])
-    return [np.array(g) for g in groups]
-
-
-def jitter_words(arr: np.ndarray, rng: np.random.Generator, gap_spread: float = 0.3,
-                 shift: float = 0.04, scale: float = 0.1, split: float = 0.35) -> np.ndarray:
-    """Move and scale the words of a flat (N, 4) ink array one by one (a copy).
-
-    Writers do not keep one baseline, one letter size and one word spacing
-    along a line: each word (see :func:`word_groups`) is scaled about its
-    centre by a factor in exp([-scale, scale]), moved up or down by a normal
-    offset of ``shift`` times the line's height, and the gap before it is
-    multiplied by a factor in [1 - gap_spread, 1 + gap_spread].  Words keep
-    their order along x; times and pen lifts are kept.
-    """
-    a = arr.copy()
-    if len(a) == 0:
-        return a
-    sid, h = _strokes_and_height(a)
-    old_right = new_right = None
-    for g in _word_groups(arr, sid, h, split):
-        pts = np.isin(sid, g)
-        xy = a[pts, :2]
-        lo, hi = xy[:, 0].min(), xy[:, 0].max()
-        centre = np.array([(lo + hi) / 2, float(np.median(xy[:, 1]))])
-        xy = (xy - centre) * math.exp(rng.uniform(-scale, scale)) + centre
-        xy[:, 1] += rng.normal(0.0, shift * h)
-        if old_right is not None:  # the gap before the word, measured before, resized after its neighbours moved
-            gap = (lo - old_right) * rng.uniform(1 - gap_spread, 1 + gap_spread)
-            xy[:, 0] += new_right + gap - xy[:, 0].min()
-        a[pts, :2] = xy
-        old_right = hi if old_right is None else max(hi, old_right)
-        new_right = float(xy[:, 0].max()) if new_right is None else max(float(xy[:, 0].max()), new_right)
-    return a
 
 
 def make_batch(items: Sequence[Item], fcfg: FeatureConfig, rng: Optional[np.random.Generator],
@@ -345,6 +287,7 @@ class Run:
     minutes: float = 0.0
     skipped_batches: int = 0
     history: list = field(default_factory=list)
+    word_bank: Optional[WordBank] = None  # --word-mix: built from the first source, never stored
 
 
 def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
@@ -376,7 +319,20 @@ def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
     torch.manual_seed(cfg.seed)
     model = InkModel(mcfg)
     specs = {"train": list(train_specs), "weights": list(weights), "val": val_spec}
-    return Run(out, model, alpha, fcfg, cfg, sources, list(weights), val, specs)
+    run = Run(out, model, alpha, fcfg, cfg, sources, list(weights), val, specs)
+    if cfg.word_mix > 0:
+        run.word_bank = word_bank(sources[0], train_specs[0])
+    return run
+
+
+def word_bank(items: Sequence[Item], spec: str) -> WordBank:
+    """The words of the training lines for ``--word-mix``; an error when no line splits into its words."""
+    bank = WordBank((it.arr, it.text, it.writer, it.time_synthesized, it.approx_len) for it in items)
+    if not len(bank):
+        raise OptionError(f"--word-mix: no line of {spec} splits into as many words as its transcription")
+    log.info("--word-mix: %d words from %d of %d lines of %s (%d writers)", len(bank), bank.lines_used,
+             bank.lines_seen, spec, len(bank.writers))
+    return bank
 
 
 def _is_lazy(ds: Dataset) -> bool:
@@ -384,7 +340,7 @@ def _is_lazy(ds: Dataset) -> bool:
 
 
 def epoch_items(run: Run, epoch: int) -> list[Item]:
-    """The items of one epoch: all of the first source, the others by weight."""
+    """The items of one epoch: all of the first source, the others by weight, then ``--word-mix`` lines."""
     rng = np.random.default_rng([run.cfg.seed, epoch, 7])
     items = list(run.sources[0])
     n0 = len(items)
@@ -398,6 +354,11 @@ def epoch_items(run: Run, epoch: int) -> list[Item]:
             items.extend(p for p in picked if p is not None)
         else:
             items.extend(src[i] for i in rng.choice(len(src), n, replace=n > len(src)))
+    if run.word_bank is not None:
+        mix = np.random.default_rng([run.cfg.seed, epoch, 11])
+        for _ in range(int(round(n0 * run.cfg.word_mix))):
+            arr, text, synth, frames = run.word_bank.line(mix)
+            items.append(Item(arr, text, run.alphabet.encode(text, unknown="drop"), synth, int(frames)))
     return items
 
 

@@ -371,13 +371,13 @@ def _line_of_words() -> np.ndarray:
 
 
 def test_word_groups_finds_the_words_and_puts_a_late_dot_in_its_word():
-    from inkread.train import word_groups
+    from inkread.words import word_groups
     groups = word_groups(_line_of_words())
     assert [sorted(g.tolist()) for g in groups] == [[0, 1, 6], [2, 3], [4, 5]]
 
 
 def test_jitter_words_moves_each_word_as_a_whole_and_keeps_their_order():
-    from inkread.train import jitter_words, word_groups
+    from inkread.words import jitter_words, word_groups
     arr = _line_of_words()
     out = jitter_words(arr, np.random.default_rng(5), gap_spread=0.5, shift=0.2, scale=0.2)
     assert out.shape == arr.shape
@@ -420,10 +420,102 @@ def test_word_jitter_option_is_stored_and_used(tmp_path):
     assert never.call_count == 0
 
 
+def _words_line(words: list[str], shift: float = 0.0, gap: float = 2.0) -> np.ndarray:
+    """A flat ink array: one hump per letter (letters 0.1 apart), words ``gap`` apart."""
+    rows, t, x = [], 0.0, 0.0
+    for w in words:
+        for k in range(len(w)):
+            for j in range(12):
+                u = j / 11
+                rows.append([x + 0.9 * u, shift + np.sin(np.pi * u) * (1 if k % 2 else -1), t, float(j == 11)])
+                t += 0.01
+            x += 1.0
+        x += gap - 0.1
+        t += 0.3
+    return np.array(rows)
+
+
+def test_word_bank_writes_new_lines_of_one_writers_words_each_as_it_was_written():
+    from inkread.words import WordBank
+    a, b = _words_line(["ab", "c", "dab"]), _words_line(["cd", "ba"], shift=5.0)
+    miscounted = _words_line(["ab", "cd"])
+    bank = WordBank([(a, "ab c dab", "w1", False, 30.0), (b, "cd ba", "w2", False, 20.0),
+                     (miscounted, "ab c d", "w1", False, 20.0)])
+    assert (bank.lines_seen, bank.lines_used, len(bank), len(bank.writers)) == (3, 2, 5, 2)
+    cut = {w.text: w for _, v in bank.writers for w in v["words"]}
+    assert cut["dab"].frames == pytest.approx(30.0 * 36 / 72)
+    rng, texts = np.random.default_rng(3), set()
+    for _ in range(30):
+        arr, text, synth, frames = bank.line(rng)
+        tokens = text.split(" ")
+        assert set(tokens) <= {"ab", "c", "dab"} or set(tokens) <= {"cd", "ba"}  # one writer's words
+        assert len(set(tokens)) == len(tokens) and not synth
+        assert len(arr) == sum(len(cut[t].arr) for t in tokens)
+        assert frames == pytest.approx(sum(cut[t].frames for t in tokens))
+        assert np.all(np.diff(arr[:, 2]) > 0) and arr[-1, 3] == 1
+        start, right = 0, -np.inf
+        for t in tokens:  # in order of time and of x, each word as it was cut, at one scale
+            w = cut[t].arr
+            seg = arr[start:start + len(w)]
+            start += len(w)
+            assert seg[:, 0].min() > right
+            right = seg[:, 0].max()
+            scale = np.ptp(seg[:, 0]) / np.ptp(w[:, 0])
+            assert np.allclose(seg[:, :2] - seg[0, :2], (w[:, :2] - w[0, :2]) * scale)
+            assert np.array_equal(seg[:, 3], w[:, 3])
+        texts.add(text)
+    assert len(texts) > 5  # new orders and lengths
+
+
+def test_word_bank_skips_a_line_whose_words_are_unsure():
+    from inkread.words import WordBank, _strokes_and_height
+    _, h = _strokes_and_height(_words_line(["ab", "cd"]))
+    unsure = _words_line(["ab", "cd"], gap=0.35 * h)  # two words at a split of 0.3, one at 0.4
+    clear = _words_line(["ab", "cd"], gap=0.5 * h)
+    assert WordBank([(unsure, "ab cd", "w", False, 10.0)]).lines_used == 0
+    assert WordBank([(clear, "ab cd", "w", False, 10.0)]).lines_used == 1
+    with pytest.raises(ValueError, match="empty"):
+        WordBank([]).line(np.random.default_rng(0))
+
+
+def test_word_mix_option_adds_lines_of_recombined_words(tmp_path, capsys):
+    from inkread.cli import main
+    from inkread.ink import Ink
+    from inkread.train import epoch_items
+    from recog_helpers import write_native_dir
+    data = tmp_path / "words"
+    data.mkdir()
+    lines = [["ab", "c", "dab"], ["cd", "ba", "a"], ["bad", "cab"], ["d", "bc", "a", "b"]]
+    for i, words in enumerate(lines):
+        write_ink(Ink.from_array(_words_line(words), text=" ".join(words)), data / f"l{i}.json")
+    args = ["train", "--train", f"native:{data}", "--out", str(tmp_path / "r"), "--epochs", "1",
+            "--hidden-size", "8", "--num-layers", "1", "--conv-channels", "0", "--subsample", "1",
+            "--threads", "1", "--word-mix", "1.5"]
+    assert main(args) == 0
+    ts = load(tmp_path / "r" / "last.pt").train_state
+    assert ts["train_config"]["word_mix"] == 1.5
+    run = build_run([f"native:{data}"], [1.0], None, tmp_path / "q", TINY, FeatureConfig(),
+                    TrainConfig(word_mix=1.5))
+    items = epoch_items(run, 0)
+    assert len(items) == 4 + 6
+    originals = {" ".join(w) for w in lines}
+    for it in items[4:]:  # words of one line (no writer is named), each once, in an order of their own
+        tokens = it.text.split(" ")
+        assert len(set(tokens)) == len(tokens) and any(set(tokens) <= set(w) for w in lines)
+        assert it.ids == run.alphabet.encode(it.text) and it.approx_len > 0
+    assert any(it.text not in originals for it in items[4:])
+    assert [it.text for it in epoch_items(run, 0)] == [it.text for it in items]  # the same on resume
+    one_word = write_native_dir(tmp_path / "one")  # no line has two words
+    assert main(["train", "--train", f"native:{one_word}", "--out", str(tmp_path / "s"), "--word-mix", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--word-mix: no line of" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("option", [
     ["--lr", "-1"], ["--lr", "nan"], ["--epochs", "0"], ["--hidden-size", "0"], ["--num-layers", "0"],
     ["--dropout", "1.5"], ["--subsample", "0"], ["--batch-frames", "0"], ["--max-batch", "0"],
-    ["--clip", "-1"], ["--warmup-steps", "-5"], ["--word-jitter", "2"], ["--drop-time-prob", "-0.1"],
+    ["--clip", "-1"], ["--warmup-steps", "-5"], ["--word-jitter", "2"], ["--word-mix", "-1"],
+    ["--drop-time-prob", "-0.1"],
     ["--patience", "0"], ["--keep-epochs", "-2"], ["--points-per-height", "0"], ["--min-lr-ratio", "3"],
     ["--weights", "1,x"], ["--weights", "0,1"], ["--weights", "1,-1"],
 ])
