@@ -153,7 +153,8 @@ class WordBank:
                 a[:, 1] = (a[:, 1] - mid) / h
                 a[:, 2] -= a[0, 2]
                 w["words"].append(Word(a, token, frames * len(a) / len(arr)))
-        self.writers = [(key, v) for key, v in by_writer.items()]
+        # [((writer, time synthesized), {"words": [Word], "gaps": [...], "pauses": [...], "heights": [...]})]
+        self.writers = list(by_writer.items())
         self.word_counts = np.array(counts, dtype=np.int64)
         sizes = np.array([len(v["words"]) for _, v in self.writers], dtype=np.float64)
         self._p = sizes / sizes.sum() if len(sizes) else sizes

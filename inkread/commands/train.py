@@ -128,8 +128,9 @@ _TYPES = {
     "epochs": whole(1), "batch_frames": whole(1), "max_batch": whole(1), "lr": number(above=0),
     "weight_decay": number(least=0), "warmup_steps": whole(0), "min_lr_ratio": number(0, 1),
     "clip": number(above=0), "drop_time_prob": number(0, 1), "word_jitter": number(0, 1),
-    "word_mix": number(0, 10), "patience": whole(1), "checkpoint_minutes": number(above=0), "max_minutes": number(least=0),
-    "seed": whole(0), "val_limit": whole(0), "threads": whole(0), "keep_epochs": whole(0),
+    "word_mix": number(0, 10), "patience": whole(1), "checkpoint_minutes": number(above=0),
+    "max_minutes": number(least=0), "seed": whole(0), "val_limit": whole(0), "threads": whole(0),
+    "keep_epochs": whole(0),
 }
 
 
