@@ -59,6 +59,7 @@ class TrainConfig:
     drop_time_prob: float = 0.15   # train some batches as if time were synthesized
     word_jitter: float = 0.0       # share of augmented lines whose words are moved and scaled one by one
     word_mix: float = 0.0          # new lines of recombined words per line of the first source, each epoch
+    word_split: str = "fixed"      # how --word-mix cuts lines into words: fixed or ranked (inkread.words.cut_words)
     patience: int = 12             # epochs without val improvement before stopping
     checkpoint_minutes: float = 5.0
     max_minutes: float = 0.0       # 0 = no limit
@@ -321,17 +322,17 @@ def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
     specs = {"train": list(train_specs), "weights": list(weights), "val": val_spec}
     run = Run(out, model, alpha, fcfg, cfg, sources, list(weights), val, specs)
     if cfg.word_mix > 0:
-        run.word_bank = word_bank(sources[0], train_specs[0])
+        run.word_bank = word_bank(sources[0], train_specs[0], cfg.word_split)
     return run
 
 
-def word_bank(items: Sequence[Item], spec: str) -> WordBank:
+def word_bank(items: Sequence[Item], spec: str, rule: str = "fixed") -> WordBank:
     """The words of the training lines for ``--word-mix``; an error when no line splits into its words."""
-    bank = WordBank((it.arr, it.text, it.writer, it.time_synthesized, it.approx_len) for it in items)
+    bank = WordBank(((it.arr, it.text, it.writer, it.time_synthesized, it.approx_len) for it in items), rule)
     if not len(bank):
-        raise OptionError(f"--word-mix: no line of {spec} splits into as many words as its transcription")
-    log.info("--word-mix: %d words from %d of %d lines of %s (%d writers)", len(bank), bank.lines_used,
-             bank.lines_seen, spec, len(bank.writers))
+        raise OptionError(f"--word-mix: no line of {spec} splits into its words (--word-split {rule})")
+    log.info("--word-mix: %d words from %d of %d lines of %s (%d writers; --word-split %s)", len(bank),
+             bank.lines_used, bank.lines_seen, spec, len(bank.writers), rule)
     return bank
 
 

@@ -478,6 +478,30 @@ def test_word_bank_skips_a_line_whose_words_are_unsure():
         WordBank([]).line(np.random.default_rng(0))
 
 
+def test_ranked_split_judges_word_gaps_within_the_line_and_keeps_punctuation_with_its_word():
+    from inkread.words import WordBank, _strokes_and_height, cut_words
+    _, h = _strokes_and_height(_words_line(["ab", "cd"]))
+    tight = _words_line(["ab", "cd", "e"], gap=0.35 * h)  # word gaps near the fixed threshold, letter gaps 0.1
+    assert WordBank([(tight, "ab cd e", "w", False, 10.0)]).lines_used == 0
+    bank = WordBank([(tight, "ab cd e", "w", False, 10.0)], rule="ranked")
+    assert [w.text for w in bank.writers[0][1]["words"]] == ["ab", "cd", "e"]
+    assert [len(w.arr) for w in bank.writers[0][1]["words"]] == [24, 24, 12]
+    comma = _words_line(["abx", "cd"], gap=0.5 * h)  # IAM-OnDB writes the comma as a token of its own
+    sid, _ = _strokes_and_height(comma)
+    assert cut_words(comma, sid, h, "ab , cd", "fixed") is None
+    cut = cut_words(comma, sid, h, "ab , cd", "ranked")
+    assert [t for _, t in cut] == ["ab ,", "cd"] and [len(g) for g, _ in cut] == [3, 2]
+    quote = _words_line(["xab", "cd"], gap=0.5 * h)
+    assert [t for _, t in cut_words(quote, sid, h, '" ab cd', "ranked")] == ['" ab', "cd"]
+    # a gap inside a word as wide as the one between words: which is which is unsure
+    even = _words_line(["a", "b", "cd"], gap=0.5 * h)
+    sid, _ = _strokes_and_height(even)
+    assert cut_words(even, sid, h, "ab cd", "ranked") is None
+    assert cut_words(even, sid, h, "a b c d e", "ranked") is None  # more words than strokes
+    with pytest.raises(ValueError, match="word split rule"):
+        WordBank([], rule="widest")
+
+
 def test_word_mix_option_adds_lines_of_recombined_words(tmp_path, capsys):
     from inkread.cli import main
     from inkread.ink import Ink
@@ -493,7 +517,7 @@ def test_word_mix_option_adds_lines_of_recombined_words(tmp_path, capsys):
             "--threads", "1", "--word-mix", "1.5"]
     assert main(args) == 0
     ts = load(tmp_path / "r" / "last.pt").train_state
-    assert ts["train_config"]["word_mix"] == 1.5
+    assert ts["train_config"]["word_mix"] == 1.5 and ts["train_config"]["word_split"] == "fixed"
     run = build_run([f"native:{data}"], [1.0], None, tmp_path / "q", TINY, FeatureConfig(),
                     TrainConfig(word_mix=1.5))
     items = epoch_items(run, 0)
@@ -515,7 +539,7 @@ def test_word_mix_option_adds_lines_of_recombined_words(tmp_path, capsys):
     ["--lr", "-1"], ["--lr", "nan"], ["--epochs", "0"], ["--hidden-size", "0"], ["--num-layers", "0"],
     ["--dropout", "1.5"], ["--subsample", "0"], ["--batch-frames", "0"], ["--max-batch", "0"],
     ["--clip", "-1"], ["--warmup-steps", "-5"], ["--word-jitter", "2"], ["--word-mix", "-1"],
-    ["--drop-time-prob", "-0.1"],
+    ["--drop-time-prob", "-0.1"], ["--word-split", "widest"],
     ["--patience", "0"], ["--keep-epochs", "-2"], ["--points-per-height", "0"], ["--min-lr-ratio", "3"],
     ["--weights", "1,x"], ["--weights", "0,1"], ["--weights", "1,-1"],
 ])

@@ -16,6 +16,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     from ..features import FeatureConfig
     from ..model import ModelConfig
     from ..train import TrainConfig
+    from ..words import SPLIT_RULES
     p.add_argument("--train", action="append", metavar="SPEC", default=[],
                    help="training data spec (repeat to mix; the first one's labels make the alphabet)")
     p.add_argument("--weights", type=_weights, default=None, metavar="W1,W2,...",
@@ -49,13 +50,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--curve-max-points", type=whole(2), default=FeatureConfig.curve_max_points, metavar="N",
                    help=f"bezier: the most resampled points one curve spans (default {FeatureConfig.curve_max_points})")
     g = p.add_argument_group("optimisation")
+    choices = {"word_split": SPLIT_RULES}
     for f in dataclasses.fields(TrainConfig):
         kind = type(f.default)
         if kind is bool:
             g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false")
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES.get(f.name, kind), default=None,
-                           help=f"default {f.default}")
+                           choices=choices.get(f.name), help=f"default {f.default}")
 
 
 def run(args: argparse.Namespace) -> int:
