@@ -75,6 +75,30 @@ def test_two_strokes_with_far_apart_centres_stay_one_line():
     assert [line.strokes for line in group_lines(ink)] == [(0, 1)]
 
 
+def test_a_letter_of_two_stacked_strokes_starts_one_line():
+    # a tall "P" (IAM-OnDB a01-020z-03): the stem reaching below the baseline, then the
+    # bowl above it, the boxes meeting end to end; then "ilcher" on the baseline
+    stem = Stroke(np.full(8, 30.0), np.linspace(92, 122, 8), np.linspace(0, 0.2, 8))
+    u = np.linspace(0, np.pi, 12)
+    bowl = Stroke(5 + 55 * np.sin(u), 77 - 15 * np.cos(u), 0.3 + u / 10)
+    rng = np.random.default_rng(1)
+    rest = [_glyph(rng, 70 + k * 1.3 * XH, 110, "body", 1.0 + k) for k in range(6)]
+    ink = Ink([stem, bowl] + rest).validated()
+    assert [line.strokes for line in group_lines(ink)] == [tuple(range(8))]
+
+
+def test_writing_on_after_a_wide_gap_and_a_baseline_jump_stays_one_line():
+    # IAM-OnDB a01-020z-05 at 17 px: "lensky," then a wide space, and "Prime Minister"
+    # written 1.5 x-heights higher; the next line below is still a line of its own
+    rng = np.random.default_rng(2)
+    first = [_glyph(rng, 30 + k * 1.3 * XH, 100, "body", k) for k in range(6)]
+    second = [_glyph(rng, 30 + 6 * 1.3 * XH + 5 * XH + k * 1.3 * XH, 100 - 1.5 * XH, "body", 10 + k)
+              for k in range(6)]
+    below = [_glyph(rng, 30 + k * 1.3 * XH, 100 + 6 * XH, "body", 20 + k) for k in range(6)]
+    ink = Ink(first + second + below).validated()
+    assert [line.strokes for line in group_lines(ink)] == [tuple(range(12)), tuple(range(12, 18))]
+
+
 def test_points_map_line_ink_back_to_the_page():
     rng = np.random.default_rng(3)
     ink, _ = _page(rng, 2, 5 * XH, 4, "shuffled_lines")
