@@ -99,6 +99,25 @@ def test_writing_on_after_a_wide_gap_and_a_baseline_jump_stays_one_line():
     assert [line.strokes for line in group_lines(ink)] == [tuple(range(12)), tuple(range(12, 18))]
 
 
+def _boxed(boxes) -> Ink:
+    """Strokes filling the given (left, right, top, bottom, median y) boxes, in this order."""
+    return Ink([Stroke(np.linspace(left, right, 9), np.array([top, bottom] + [mid] * 7, float),
+                       k + np.linspace(0, 0.2, 9))
+                for k, (left, right, top, bottom, mid) in enumerate(boxes)]).validated()
+
+
+def test_a_letter_drawn_around_its_stem_stays_on_its_line():
+    # a word, then a big "B": its stem, then both bowls in one stroke that starts left of
+    # the stem and reaches higher (the shape the app recorded when a line with one was
+    # written on the canvas), then the rest of the line
+    word = [(38, 44, 98, 128, 114), (10, 73, 69, 98, 81), (78, 80, 103, 119, 112), (98, 102, 79, 117, 96),
+            (118, 140, 99, 120, 112), (151, 213, 83, 121, 106), (216, 266, 102, 123, 112)]
+    b = [(353, 354, 71, 89, 80), (328, 408, 58, 108, 75)]
+    rest = [(423 + 25 * k, 440 + 25 * k, 84, 101, 92) for k in range(8)]
+    ink = _boxed(word + b + rest)
+    assert [line.strokes for line in group_lines(ink)] == [tuple(range(17))]
+
+
 def test_points_map_line_ink_back_to_the_page():
     rng = np.random.default_rng(3)
     ink, _ = _page(rng, 2, 5 * XH, 4, "shuffled_lines")
