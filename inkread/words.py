@@ -130,7 +130,7 @@ def cut_words(arr: np.ndarray, sid: np.ndarray, h: float, text: str,
       widest of the other gaps. Word spacing is judged within the line, so
       a line written tightly or with wide gaps between letters is used too.
 
-    Measured on testset_v with the shipped model (r17) reading each cut word
+    Measured on testset_v with r17 (the shipped model then) reading each cut word
     alone (a throwaway script; see the model card): ``fixed`` uses
     32.9% of the lines and 5.27% of their words are read with more than half
     their characters wrong; ``ranked`` 64.6% and 5.24%.
