@@ -34,8 +34,8 @@ def run(cmd: list[str], **kw) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def start_xvfb(display: str) -> subprocess.Popen:
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+def start_xvfb(display: str, screen: str = "1280x800") -> subprocess.Popen:
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{screen}x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
