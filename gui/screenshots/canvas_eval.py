@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from inkread.commands.argtypes import number, whole
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from take import CANVAS_BG, FIRST_BASELINE, LINE_SPACING, canvas_origin, run, screenshot, start_xvfb, xdotool_script  # noqa: E402
 
@@ -76,11 +78,12 @@ def app_text(env: dict, want: int, timeout: float = 30.0) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec (inkread data SPEC)")
-    p.add_argument("--lines", type=int, default=40, help="how many lines")
-    p.add_argument("--skip", type=int, default=0, help="start after this many lines of the data")
-    p.add_argument("--per-page", type=int, default=6, help="lines written before the page is read and cleared")
-    p.add_argument("--height", type=float, default=17.0, help="x-height in screen pixels")
-    p.add_argument("--speed", type=float, default=2.0, help="writing speed vs. real time")
+    p.add_argument("--lines", type=whole(1), default=40, help="how many lines")
+    p.add_argument("--skip", type=whole(0), default=0, help="start after this many lines of the data")
+    p.add_argument("--per-page", type=whole(1, 8), default=6,
+                   help="lines written before the page is read and cleared")
+    p.add_argument("--height", type=number(4, 60), default=17.0, help="x-height in screen pixels")
+    p.add_argument("--speed", type=number(above=0), default=2.0, help="writing speed vs. real time")
     p.add_argument("--model", help="model file (default: the app's default model)")
     p.add_argument("--display", default=":78")
     p.add_argument("--keep", metavar="DIR", help="keep each page's screenshot and the app's ink here")
@@ -91,7 +94,13 @@ def main() -> int:
     from inkread.datasets import load_spec
     from inkread.recognizer import Recognizer
     from inkread.train import error_rates
-    samples = [s for s in load_spec(args.data) if not s.ink.is_empty][args.skip:args.skip + args.lines]
+    from inkread.errors import InkreadError
+    try:
+        samples = [s for s in load_spec(args.data) if not s.ink.is_empty][args.skip:args.skip + args.lines]
+    except InkreadError as exc:
+        raise SystemExit(f"canvas_eval.py: {exc}")
+    if not samples:
+        raise SystemExit(f"canvas_eval.py: {args.data} holds no line with ink after the first {args.skip}")
     tmp = Path(tempfile.mkdtemp(prefix="inkread-canvas-"))
     keep = Path(args.keep) if args.keep else None
     if keep:
@@ -149,7 +158,7 @@ def main() -> int:
     direct = [r.text for r in rec.recognize_batch([s.ink for s in samples])]
     cer, wer = error_rates(refs, hyps)
     dcer, dwer = error_rates(refs, direct)
-    whole = [k for k in range(len(samples)) if k // args.per_page not in miscounted]
+    settled = [k for k in range(len(samples)) if k // args.per_page not in miscounted]
     for s, h, d in zip(samples, hyps, direct):
         if h != d:
             print(f"{s.id}\n  ref    {s.text}\n  canvas {h}\n  direct {d}")
@@ -158,10 +167,10 @@ def main() -> int:
           f"{args.speed:g}x real time; the app found another number of lines on {len(miscounted)} of {pages} pages")
     print(f"through the canvas: CER {100 * cer:.2f}% WER {100 * wer:.2f}%")
     print(f"recorded ink, recognised directly: CER {100 * dcer:.2f}% WER {100 * dwer:.2f}%")
-    if miscounted and whole:
+    if miscounted and settled:
         for name, texts in (("through the canvas", hyps), ("recognised directly", direct)):
-            c, w = error_rates([refs[k] for k in whole], [texts[k] for k in whole])
-            print(f"the {len(whole)} lines of the other pages, {name}: CER {100 * c:.2f}% WER {100 * w:.2f}%")
+            c, w = error_rates([refs[k] for k in settled], [texts[k] for k in settled])
+            print(f"the {len(settled)} lines of the other pages, {name}: CER {100 * c:.2f}% WER {100 * w:.2f}%")
     return 0
 
 
