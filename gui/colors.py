@@ -51,3 +51,16 @@ def diverging_rgb(values: np.ndarray) -> np.ndarray:
     blue = np.array([33.0, 102.0, 172.0])
     rgb = np.where(v >= 0, white + (red - white) * v, white + (blue - white) * (-v))
     return np.round(rgb).astype(np.uint8)
+
+
+def cells_rgb(cells: np.ndarray) -> np.ndarray:
+    """(H, T) memory-cell states -> (H, T, 3) uint8, each cell scaled by its own largest |value|.
+
+    Cell states are unbounded, and one cell that counts through the line can
+    be ten times larger than the rest; a common scale would leave the others
+    white. Per cell, each row shows its own course over time (as the CLI's
+    figure does, ``inkread.saliency_plot``).
+    """
+    c = np.asarray(cells, dtype=np.float64)
+    scale = np.maximum(np.abs(c).max(axis=1, keepdims=True), 1e-12) if c.size else 1.0
+    return diverging_rgb((c / scale).reshape(-1)).reshape(*c.shape, 3)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSiz
                                QVBoxLayout, QWidget)
 
 from .canvas import draw_polyline, pen_widths
-from .colors import diverging_rgb, heat_rgb, normalise
+from .colors import cells_rgb, heat_rgb, normalise
 from .explain import METHODS, DemoRows
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,8 @@ class DemoView(QWidget):
         self._images = None
         if rows is not None:
             probs = np.clip(rows.probs.T, 0, 1)[::-1]  # (K, T), first class on top
-            cells = rows.cells.T  # (H, T)
-            scale = float(np.abs(cells).max()) or 1.0
             self._images = (_image(heat_rgb(probs.reshape(-1)).reshape(*probs.shape, 3)),
-                            _image(diverging_rgb((cells / scale).reshape(-1)).reshape(*cells.shape, 3)))
+                            _image(cells_rgb(rows.cells.T)))  # cells (H, T)
         self.update()
 
     def num_frames(self) -> int:

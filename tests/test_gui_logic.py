@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inkread.gui.colors import cells_rgb
 from inkread.gui.document import InkDocument
 from inkread.gui.lines import group_lines, line_ink
 from inkread.ink import Ink, Stroke
@@ -193,3 +194,16 @@ def test_saliency_bridge_reads_explanations(monkeypatch):
     with pytest.raises(ValueError):
         explain.char_heat(None, ink, 1, "gradient", "c", (6, 6))
     assert explain.unavailable() is None or "saliency" in explain.unavailable()
+
+
+def test_each_memory_cell_is_drawn_on_its_own_scale():
+    # one cell ten times larger than the other must not wash the other out
+    t = np.linspace(0, 1, 50)
+    cells = np.stack([10 * t, -0.5 * np.sin(2 * np.pi * t)])  # (H, T)
+    rgb = cells_rgb(cells).astype(int)
+    assert rgb.shape == (2, 50, 3)
+    assert (rgb[0, -1] == [178, 24, 43]).all()  # the large cell's peak: full red
+    assert (rgb[1, 12] == [33, 102, 172]).all()  # the small cell's trough: full blue
+    assert (rgb[1, 37] == [178, 24, 43]).all()  # and its peak: full red
+    assert (rgb[1, 0] == 255).all()  # zero stays white
+    assert (cells_rgb(np.zeros((1, 4))) == 255).all()  # a silent cell is white, not NaN
