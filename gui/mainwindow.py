@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -135,6 +136,8 @@ class MainWindow(QMainWindow):
         self.act_save_as = a("Save &as...", self.save_as, QKeySequence("Ctrl+Shift+S"))
         self.act_export = a("&Export PNG/SVG...", self.export_image, QKeySequence("Ctrl+E"),
                             "Export the ink as an image")
+        self.act_save_lines = a("Save &lines for fine-tuning...", self.save_lines, None,
+                                "Save each recognised line as its own labelled file")
         self.act_export_view = a("Export &view as PNG...", self.export_view,
                                  QKeySequence("Ctrl+Shift+E"), "Save the canvas with its overlays")
         self.act_quit = a("&Quit", self.close, QKeySequence.Quit)
@@ -160,8 +163,8 @@ class MainWindow(QMainWindow):
         for act in (self.act_new, self.act_open):
             file.addAction(act)
         self.recent_menu = file.addMenu("Open &recent")
-        for act in (self.act_save, self.act_save_as, None, self.act_export, self.act_export_view,
-                    None, self.act_quit):
+        for act in (self.act_save, self.act_save_as, self.act_save_lines, None, self.act_export,
+                    self.act_export_view, None, self.act_quit):
             file.addSeparator() if act is None else file.addAction(act)
         edit = bar.addMenu("&Edit")
         for act in (self.act_undo, self.act_redo, self.act_clear, None, self.act_copy,
@@ -514,6 +517,40 @@ class MainWindow(QMainWindow):
         self._status(f"Saved {path}")
         return True
 
+    def save_lines(self) -> int:
+        """Write each recognised line as its own native file, labelled with its shown text.
+
+        The files are what ``inkread train --init`` fine-tunes on (README, "Fine-tune
+        on your own writing"). Lines with no text are skipped; existing files are
+        never overwritten. Returns how many files were written.
+        """
+        result, doc = self.results.result, self.canvas.doc
+        if result is None or not result.lines or result.revision != doc.revision:
+            self.show_error("Cannot save lines",
+                            "No recognised text for the current ink yet: write, and wait for the text.")
+            return 0
+        folder = self.ask_folder("Save lines for fine-tuning")
+        if not folder:
+            return 0
+        ink, stem, written = doc.to_ink(), time.strftime("line-%Y%m%d-%H%M%S"), 0
+        try:
+            for k, (res, line) in enumerate(zip(result.lines, result.layout), 1):
+                text = " ".join(res.shown_text.split())
+                if not text:
+                    continue
+                path, n = Path(folder) / f"{stem}-{k:02d}.json", 1
+                while path.exists():
+                    n += 1
+                    path = Path(folder) / f"{stem}-{k:02d}-{n}.json"
+                write_ink(line_ink(ink, line, id=path.stem).replace(text=text), path)
+                written += 1
+        except (InkreadError, OSError) as exc:
+            self.show_error("Cannot save lines", f"{folder}: {exc}")
+            return written
+        self.settings.setValue("files/linesDir", str(folder))
+        self._status(f"Saved {written} line{'s' * (written != 1)} to {folder}")
+        return written
+
     def export_image(self) -> bool:
         """Export the ink as PNG or SVG through :mod:`inkread.render`."""
         ink = self.canvas.doc.to_ink()
@@ -577,6 +614,10 @@ class MainWindow(QMainWindow):
         start = str(self.settings.value("files/lastDir", "") or "")
         path, _ = QFileDialog.getOpenFileName(self, title, start, filters)
         return path or None
+
+    def ask_folder(self, title: str) -> Optional[str]:
+        start = str(self.settings.value("files/linesDir", "") or self.settings.value("files/lastDir", "") or "")
+        return QFileDialog.getExistingDirectory(self, title, start) or None
 
     def ask_save_path(self, title: str, filters: dict[str, str]) -> Optional[str]:
         start = str(self.path.with_suffix("")) if self.path else \

@@ -291,6 +291,34 @@ def test_save_and_open_round_trip(make_window, tmp_path, suffix):
     assert not w2.autosaver.timer.isActive()  # an unmodified page is not autosaved
 
 
+def test_save_lines_writes_one_labelled_file_per_line_for_fine_tuning(qtbot, make_window, tmp_path):
+    from inkread.datasets import load_spec
+    from inkread.formats import read_ink
+    w = make_window()
+    w.ask_folder = lambda title: str(tmp_path / "mine")
+    draw(w.canvas, squiggle(40, 90))
+    assert w.save_lines() == 0 and len(w.errors) == 1 and "wait for the text" in w.errors[0]
+    w.controller.set_recognizer(FakeRecognizer(), "fake")
+    draw(w.canvas, squiggle(90, 90))
+    draw(w.canvas, squiggle(40, 210, 6))  # the next guide line
+    wait_text(qtbot, w, "ab\na")
+    (tmp_path / "mine").mkdir()
+    assert w.save_lines() == 2 and len(w.errors) == 1
+    assert w.save_lines() == 2  # again: new files, nothing overwritten
+    files = sorted((tmp_path / "mine").glob("*.json"))
+    assert len(files) == 4
+    inks = [read_ink(f) for f in files if not f.stem.endswith("-2")]
+    assert [i.text for i in inks] == ["ab", "a"]
+    assert [len(i.strokes) for i in inks] == [2, 1]
+    page = w.canvas.doc.to_ink()
+    np.testing.assert_allclose(inks[1].strokes[0].x, page.strokes[2].x, atol=1e-3)
+    assert len(load_spec(f"native:{tmp_path / 'mine'}")) == 4  # what `inkread train` reads
+    w.results.result.lines[0].chosen = 1  # an alternative chosen: its text is the label
+    for f in files:
+        f.unlink()
+    assert w.save_lines() == 2
+    assert sorted(read_ink(f).text for f in (tmp_path / "mine").glob("*.json")) == ["AB", "a"]
+
 def test_export_image_png_and_svg(make_window, tmp_path):
     pytest.importorskip("inkread.render")
     w = make_window()
