@@ -154,7 +154,7 @@ def main() -> int:
         xvfb.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
     refs = [s.text for s in samples]
-    rec = Recognizer.load(args.model) if args.model else Recognizer.load()
+    rec = Recognizer.load(args.model)  # None: the default model, as the app
     direct = [r.text for r in rec.recognize_batch([s.ink for s in samples])]
     cer, wer = error_rates(refs, hyps)
     dcer, dwer = error_rates(refs, direct)
