@@ -25,10 +25,11 @@ from inkread.formats import formats, read_ink, write_ink
 from inkread.ink import Ink
 
 from . import explain
-from .autosave import Autosaver
+from .autosave import Autosaver, default_dir
 from .canvas import CharBox, InkCanvas
 from .colors import normalise
 from .document import InkDocument
+from .finetune import FineTuner
 from .lines import line_ink
 from .recognition import PageResult, RecognitionController
 from .results import ResultPanel, has_box
@@ -67,12 +68,15 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("inkread", "inkread")
         self.path: Optional[Path] = None
         self.last_error: Optional[str] = None
+        self.closing = False
         self.heat_request: Optional[tuple] = None
         self.setWindowTitle("inkread")
         self.setAcceptDrops(True)
         self._build_widgets()
         self.controller = RecognitionController(lambda: self.canvas.doc, self)
         self.autosaver = Autosaver(lambda: self.canvas.doc.to_ink(), autosave_dir, parent=self)
+        self.tuner = FineTuner(self)
+        self.models_dir = (autosave_dir or default_dir()) / "models"  # where fine-tuned models go
         self._build_actions()
         self._build_menus()
         self._connect()
@@ -156,6 +160,9 @@ class MainWindow(QMainWindow):
         self.act_model = a("Choose &model file...", self.choose_model, None)
         self.act_default_model = a("Use the &default model", lambda: self.set_model_path(None))
         self.act_lm = a("Use &language model", self._set_lm, None, checkable=True)
+        self.act_finetune = a("&Fine-tune on my writing...", self.fine_tune, None,
+                              "Train the current model on your saved lines (File > Save lines "
+                              "for fine-tuning) and switch to the result")
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -174,8 +181,8 @@ class MainWindow(QMainWindow):
         for act in (self.act_fit, self.act_guides, self.act_demo, self.act_replay):
             view.addAction(act)
         settings = bar.addMenu("&Settings")
-        for act in (self.act_model, self.act_default_model, self.act_lm):
-            settings.addAction(act)
+        for act in (self.act_model, self.act_default_model, self.act_lm, None, self.act_finetune):
+            settings.addSeparator() if act is None else settings.addAction(act)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
         tools = self.addToolBar("Main")
@@ -204,6 +211,10 @@ class MainWindow(QMainWindow):
         self.demo.exportRequested.connect(self.export_demo)
         self.demo_dock.visibilityChanged.connect(self.act_demo.setChecked)
         self.autosaver.failed.connect(lambda msg: self._status(f"Autosave failed: {msg}"))
+        self.tuner.progress.connect(lambda done, total: self.busy_label.setText(
+            f"fine-tuning: step {done} of {total}"))
+        self.tuner.finished.connect(self._fine_tuned)
+        self.tuner.failed.connect(self._fine_tune_failed)
 
     def shortcut_table(self) -> list[tuple[str, str]]:
         """(keys, action) for every action with a shortcut, in menu order."""
@@ -290,6 +301,51 @@ class MainWindow(QMainWindow):
         path = self.ask_open_path("Choose a model file", "inkread models (*.pt);;All files (*)")
         if path:
             self.set_model_path(str(path))
+
+    def fine_tune(self) -> bool:
+        """Fine-tune the current model on a folder of saved lines, in the background.
+
+        While it runs, the same action stops it (the model trained so far is kept).
+        Returns True when a fine-tune started.
+        """
+        if self.tuner.running:
+            self.tuner.stop()
+            self._status("Stopping fine-tuning after the current step...")
+            return False
+        folder = self.ask_folder("Fine-tune on the lines in this folder")
+        if not folder:
+            return False
+        base = str(self.settings.value("model/path", "") or "") or None
+        self.settings.setValue("files/linesDir", str(folder))
+        out = self.tuner.start(str(folder), base, self.models_dir)
+        self.act_finetune.setText("Stop &fine-tuning")
+        self.busy_label.setText("fine-tuning: starting...")
+        self._status(f"Fine-tuning {Path(base).name if base else 'the default model'} on the lines "
+                     f"in {folder}; the result will be {out}", 0)
+        return True
+
+    def _fine_tune_ended(self) -> None:
+        self.act_finetune.setText("&Fine-tune on my writing...")
+        self.busy_label.setText("")
+
+    def _fine_tuned(self, result: Any) -> None:
+        self._fine_tune_ended()
+        if self.closing:
+            return
+        self.set_model_path(str(result.out))
+        skipped = ""
+        if result.skipped:
+            name, why = result.skipped[0]
+            skipped = (f"; skipped {len(result.skipped)} ({Path(name).name}: {why}"
+                       f"{' and more' if len(result.skipped) > 1 else ''})")
+        self._status(f"Fine-tuned on {result.lines} line{'s' * (result.lines != 1)} in "
+                     f"{result.seconds:.0f} s (greedy errors on them {100 * result.before:.1f}% before, "
+                     f"{100 * result.after:.1f}% after){skipped}: now using {result.out.name}. "
+                     "Settings > Use the default model goes back.", 0)
+
+    def _fine_tune_failed(self, message: str) -> None:
+        self._fine_tune_ended()
+        self.show_error("Cannot fine-tune", message)
 
     def _model_loaded(self, label: str) -> None:
         self.model_label.setText(f"Model: {label}")
@@ -666,6 +722,9 @@ class MainWindow(QMainWindow):
             ev.ignore()
             return
         self._save_settings()
+        self.closing = True
+        if self.tuner.running:
+            self.tuner.stop(wait=10.0)
         self.controller.shutdown()
         self.autosaver.discard()
         ev.accept()

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -289,6 +289,7 @@ class Run:
     skipped_batches: int = 0
     history: list = field(default_factory=list)
     word_bank: Optional[WordBank] = None  # --word-mix: built from the first source, never stored
+    write_files: bool = True      # False: no checkpoints or metrics in ``out`` (inkread.finetune)
 
 
 def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
@@ -484,8 +485,12 @@ def _log_epoch(run: Run, row: dict) -> None:
                 tb.add_scalar(k, v, row["step"])
 
 
-def fit(run: Run, opt_state: Optional[dict] = None) -> dict:
-    """Train until the epochs, the patience or ``max_minutes`` run out."""
+def fit(run: Run, opt_state: Optional[dict] = None,
+        on_step: Optional[Callable[[Run, int], bool]] = None) -> dict:
+    """Train until the epochs, the patience or ``max_minutes`` run out.
+
+    ``on_step(run, total_steps)`` is called after each step; True stops training.
+    """
     rank, world = _dist()
     cfg = run.cfg
     if cfg.threads:
@@ -498,7 +503,8 @@ def fit(run: Run, opt_state: Optional[dict] = None) -> dict:
     opt = _optimizer(run.model, cfg)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-    run.out.mkdir(parents=True, exist_ok=True)
+    if run.write_files:
+        run.out.mkdir(parents=True, exist_ok=True)
     steps_per_epoch = None
     t_start, t_ckpt = time.monotonic(), time.monotonic()
     minutes0 = run.minutes
@@ -511,7 +517,8 @@ def fit(run: Run, opt_state: Optional[dict] = None) -> dict:
         batches = batches[: len(batches) - len(batches) % world] if world > 1 else batches
         steps_per_epoch = steps_per_epoch or len(batches) // world
         total_steps = steps_per_epoch * cfg.epochs
-        bar = _progress(len(batches) // world, run.batch_in_epoch // world, f"epoch {run.epoch + 1}", rank == 0)
+        bar = _progress(len(batches) // world, run.batch_in_epoch // world, f"epoch {run.epoch + 1}",
+                        rank == 0 and run.write_files)
         losses = []
         while run.batch_in_epoch < len(batches):
             bi = run.batch_in_epoch + rank
@@ -526,7 +533,10 @@ def fit(run: Run, opt_state: Optional[dict] = None) -> dict:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]) if losses else float('nan'):.3f}",
                             lr=f"{lr_at(run.step, total_steps, cfg):.1e}", refresh=False)
             bar.update(1)
-            if rank == 0 and time.monotonic() - t_ckpt > cfg.checkpoint_minutes * 60:
+            if on_step is not None and on_step(run, total_steps):
+                stop = "stopped on request"
+                break
+            if rank == 0 and run.write_files and time.monotonic() - t_ckpt > cfg.checkpoint_minutes * 60:
                 save_last(run, opt)
                 t_ckpt = time.monotonic()
             if _agree(cfg.max_minutes and (time.monotonic() - t_start) / 60 >= cfg.max_minutes, world):
@@ -540,7 +550,7 @@ def fit(run: Run, opt_state: Optional[dict] = None) -> dict:
         stop = _end_epoch(run, opt, float(np.mean(losses)) if losses else float("nan"), rank)
         if _agree(bool(stop), world, src=0) and not stop:
             stop = "stopped by rank 0"
-    if rank == 0:
+    if rank == 0 and run.write_files:
         save_last(run, opt)
         if not (run.out / "best.pt").exists():
             save(run.out / "best.pt", run.model, run.alphabet, run.fcfg, meta(run))
@@ -565,6 +575,8 @@ def _end_epoch(run: Run, opt: torch.optim.Optimizer, train_loss: float, rank: in
     """Validate, log, checkpoint; returns a stop reason or ''."""
     if rank != 0:
         return ""  # the other ranks follow rank 0's epoch count; early stopping is rank 0's call
+    if not run.write_files:
+        return ""  # a run without files (inkread.finetune) has no validation either
     row = {"epoch": run.epoch, "step": run.step, "minutes": round(run.minutes, 2),
            "train_loss": round(train_loss, 4), "lr": f"{opt.param_groups[0]['lr']:.3g}",
            "skipped_batches": run.skipped_batches}

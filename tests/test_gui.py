@@ -319,6 +319,36 @@ def test_save_lines_writes_one_labelled_file_per_line_for_fine_tuning(qtbot, mak
     assert w.save_lines() == 2
     assert sorted(read_ink(f).text for f in (tmp_path / "mine").glob("*.json")) == ["AB", "a"]
 
+def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_result(
+        qtbot, make_window, tmp_path):
+    from inkread.checkpoint import load
+    from recog_helpers import save_tiny_model, write_native_dir
+    w = make_window(recognizer=FakeRecognizer())
+    base = save_tiny_model(tmp_path / "base.pt")
+    w.settings.setValue("model/path", str(base))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    w.ask_folder = lambda title: str(empty)
+    assert w.fine_tune()
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=30000)
+    assert "no line to fine-tune on" in w.errors[0] and w.settings.value("model/path") == str(base)
+    assert w.act_finetune.text() == "&Fine-tune on my writing..."
+    lines = write_native_dir(tmp_path / "mine")
+    w.ask_folder = lambda title: str(lines)
+    assert w.fine_tune()
+    assert w.act_finetune.text() == "Stop &fine-tuning" and "fine-tuning" in w.busy_label.text()
+    draw(w.canvas, squiggle(40, 90))  # the canvas stays live meanwhile
+    qtbot.waitUntil(lambda: not w.tuner.running and "now using" in w.statusBar().currentMessage(),
+                    timeout=60000)
+    assert "Fine-tuned on 6 lines" in w.statusBar().currentMessage() and len(w.errors) == 1
+    path = Path(w.settings.value("model/path"))
+    assert path.parent == w.models_dir and path.name.startswith("mine-")
+    assert load(path).meta["fine_tune"]["from"] == str(base)
+    qtbot.waitUntil(lambda: path.name in w.model_label.text(), timeout=30000)  # now the model in use
+    assert w.act_finetune.text() == "&Fine-tune on my writing..." and w.busy_label.text() == ""
+    assert len(w.canvas.doc) == 1
+
+
 def test_export_image_png_and_svg(make_window, tmp_path):
     pytest.importorskip("inkread.render")
     w = make_window()

@@ -193,7 +193,41 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def configure_finetune(p: argparse.ArgumentParser) -> None:
+    from ..finetune import EPOCHS, LR, WARMUP_STEPS
+    p.add_argument("lines", nargs="+", metavar="LINES",
+                   help="folders or files of labelled lines (native JSON, as File > Save lines for "
+                        "fine-tuning writes them), or data specs")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="the fine-tuned model (int8)")
+    p.add_argument("--model", metavar="MODEL", help="the model to start from (default: the default model)")
+    p.add_argument("--epochs", type=whole(1), default=EPOCHS, help=f"default {EPOCHS}")
+    p.add_argument("--lr", type=number(above=0), default=LR, help=f"default {LR:g}")
+    p.add_argument("--warmup-steps", type=whole(0), default=WARMUP_STEPS, help=f"default {WARMUP_STEPS}")
+    p.add_argument("--seed", type=whole(0), default=1)
+    p.add_argument("--threads", type=whole(0), default=0, help="CPU threads (0: torch's default)")
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from ..finetune import fine_tune
+    with tqdm(desc="fine-tuning", unit="step", disable=not sys.stderr.isatty()) as bar:
+        def step(done: int, total: int) -> bool:
+            bar.total = total
+            bar.update(done - bar.n)
+            return False
+        result = fine_tune(args.lines, args.out, args.model, epochs=args.epochs, lr=args.lr,
+                           warmup_steps=args.warmup_steps, seed=args.seed, threads=args.threads,
+                           on_step=step)
+    print(result.summary())
+    return 0
+
+
 COMMANDS = [("train", "train a recognition model", configure, run),
             ("average", "average the weights of several models of one run", configure_average, run_average),
             ("export", "write a model for shipping: no training state, optionally float16 or int8 weights",
-             configure_export, run_export)]
+             configure_export, run_export),
+            ("finetune", "fine-tune a model on your own labelled lines and write it as an int8 model",
+             configure_finetune, run_finetune)]
