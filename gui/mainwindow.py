@@ -338,10 +338,13 @@ class MainWindow(QMainWindow):
             name, why = result.skipped[0]
             skipped = (f"; skipped {len(result.skipped)} ({Path(name).name}: {why}"
                        f"{' and more' if len(result.skipped) > 1 else ''})")
+        from inkread.finetune import ADVISED_LINES  # torch is loaded by now; not at start-up
+        few = (f" Fewer than {ADVISED_LINES} lines were measured to help little on new writing: "
+               "save more lines and fine-tune again." if result.lines < ADVISED_LINES else "")
         self._status(f"Fine-tuned on {result.lines} line{'s' * (result.lines != 1)} in "
                      f"{result.seconds:.0f} s (greedy errors on them {100 * result.before:.1f}% before, "
                      f"{100 * result.after:.1f}% after){skipped}: now using {result.out.name}. "
-                     "Settings > Use the default model goes back.", 0)
+                     f"Settings > Use the default model goes back.{few}", 0)
 
     def _fine_tune_failed(self, message: str) -> None:
         self._fine_tune_ended()
