@@ -9,6 +9,7 @@ method so tests can answer it without a modal loop.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any, Optional
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGroupBox, QLabel, QMainWindow,
-                               QMessageBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGroupBox, QInputDialog, QLabel, QLineEdit,
+                               QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget)
 
 from inkread.errors import InkreadError
 from inkread.formats import formats, read_ink, write_ink
@@ -150,6 +151,8 @@ class MainWindow(QMainWindow):
                           [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.act_clear = a("&Clear page", self.canvas.clear, QKeySequence(Qt.Key_Delete))
         self.act_copy = a("&Copy text", self.results.copy_text, QKeySequence.Copy)
+        self.act_correct = a("C&orrect line text...", self.correct_line, QKeySequence("F2"),
+                             "Type what the current line says (its label for fine-tuning)")
         self.act_recognize = a("&Recognise now", self.controller.request_now, QKeySequence("F5"))
         self.act_fit = a("&Fit ink to view", self.canvas.fit_view, QKeySequence("Ctrl+0"))
         self.act_guides = a("Writing &guide lines", self._set_guides, None, checkable=True)
@@ -175,7 +178,7 @@ class MainWindow(QMainWindow):
             file.addSeparator() if act is None else file.addAction(act)
         edit = bar.addMenu("&Edit")
         for act in (self.act_undo, self.act_redo, self.act_clear, None, self.act_copy,
-                    self.act_recognize):
+                    self.act_correct, self.act_recognize):
             edit.addSeparator() if act is None else edit.addAction(act)
         view = bar.addMenu("&View")
         for act in (self.act_fit, self.act_guides, self.act_demo, self.act_replay):
@@ -315,6 +318,12 @@ class MainWindow(QMainWindow):
         folder = self.ask_folder("Fine-tune on the lines in this folder")
         if not folder:
             return False
+        n = self.page_lines()
+        if n and self.ask_yes_no("Fine-tune on my writing",
+                                 f"Also save this page's {n} recognised line{'s' * (n != 1)} into "
+                                 f"{folder} and train on {'them' if n != 1 else 'it'} too?"):
+            if self.write_lines(folder) < n:
+                return False  # the error is shown; nothing trained on half the page
         base = str(self.settings.value("model/path", "") or "") or None
         self.settings.setValue("files/linesDir", str(folder))
         out = self.tuner.start(str(folder), base, self.models_dir)
@@ -419,6 +428,33 @@ class MainWindow(QMainWindow):
         self.results.show_line(line)
         self.canvas.set_boxes(self._boxes(result))
         self._status(f"Line {line + 1}: using {result.lines[line].shown_text!r}")
+
+    def correct_line(self) -> bool:
+        """Type the text of the current line: it becomes the chosen alternative, marked as typed.
+
+        What File > Save lines for fine-tuning labels the line with. Returns True when changed.
+        """
+        result, line = self.results.result, self.results.current_line
+        if result is None or not 0 <= line < len(result.lines) or result.revision != self.canvas.doc.revision:
+            self.show_error("Cannot correct the text", "No recognised line yet: write, and wait for the text.")
+            return False
+        res = result.lines[line]
+        text = self.ask_text(f"Correct line {line + 1}", "What the line says:", res.shown_text)
+        text = " ".join((text or "").split())
+        if not text:
+            return False
+        typed = [i for i, (t, score) in enumerate(res.nbest) if math.isnan(score)]
+        same = [i for i, (t, score) in enumerate(res.nbest) if t == text and not math.isnan(score)]
+        if same:
+            index = same[0]
+        elif typed:
+            index = typed[0]
+            res.nbest[index] = (text, math.nan)
+        else:
+            res.nbest.append((text, math.nan))
+            index = len(res.nbest) - 1
+        self.choose_alternative(line, index)
+        return True
 
     # --------------------------------------------------------------- saliency
     def select_char(self, line: int, index: int) -> None:
@@ -583,14 +619,25 @@ class MainWindow(QMainWindow):
         on your own writing"). Lines with no text are skipped; existing files are
         never overwritten. Returns how many files were written.
         """
-        result, doc = self.results.result, self.canvas.doc
-        if result is None or not result.lines or result.revision != doc.revision:
+        if not self.page_lines():
             self.show_error("Cannot save lines",
                             "No recognised text for the current ink yet: write, and wait for the text.")
             return 0
         folder = self.ask_folder("Save lines for fine-tuning")
         if not folder:
             return 0
+        return self.write_lines(folder)
+
+    def page_lines(self) -> int:
+        """How many lines of the current ink have recognised text (0 while it is being recognised)."""
+        result, doc = self.results.result, self.canvas.doc
+        if result is None or result.revision != doc.revision:
+            return 0
+        return sum(bool(res.shown_text.strip()) for res in result.lines)
+
+    def write_lines(self, folder: str) -> int:
+        """Write the page's recognised lines into ``folder`` (see :meth:`save_lines`)."""
+        result, doc = self.results.result, self.canvas.doc
         ink, stem, written = doc.to_ink(), time.strftime("line-%Y%m%d-%H%M%S"), 0
         try:
             for k, (res, line) in enumerate(zip(result.lines, result.layout), 1):
@@ -673,6 +720,15 @@ class MainWindow(QMainWindow):
         start = str(self.settings.value("files/lastDir", "") or "")
         path, _ = QFileDialog.getOpenFileName(self, title, start, filters)
         return path or None
+
+    def ask_text(self, title: str, label: str, text: str) -> Optional[str]:
+        value, ok = QInputDialog.getText(self, title, label, QLineEdit.Normal, text)
+        return value if ok else None
+
+    def ask_yes_no(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question, QMessageBox.Yes | QMessageBox.No,
+                                      QMessageBox.Yes)
+        return answer == QMessageBox.Yes
 
     def ask_folder(self, title: str) -> Optional[str]:
         start = str(self.settings.value("files/linesDir", "") or self.settings.value("files/lastDir", "") or "")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Optional
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -175,7 +176,7 @@ class ResultPanel(QWidget):
         self.nbest_label.setText(f"Alternatives for line {self.current_line + 1}" if many
                                  else "Alternatives")
         for i, (text, score) in enumerate(line.nbest):
-            item = QListWidgetItem(f"{text or '(empty)'}    ({score:.2f})")
+            item = QListWidgetItem(f"{text or '(empty)'}    ({'typed' if math.isnan(score) else f'{score:.2f}'})")
             item.setData(Qt.UserRole, i)
             if i == line.chosen:
                 font = item.font()

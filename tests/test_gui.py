@@ -57,6 +57,9 @@ def make_window(qtbot, tmp_path):
         w.errors = []
         w.show_error = lambda title, msg: w.errors.append(msg)
         w.confirm_discard = lambda: True
+        w.questions = []
+        w.ask_text = lambda title, label, text: None
+        w.ask_yes_no = lambda title, question: w.questions.append(question) and False
         w.controller.timer.setInterval(5)  # debounce: keep the tests fast
         qtbot.addWidget(w)
         with qtbot.waitExposed(w):
@@ -347,6 +350,60 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
     qtbot.waitUntil(lambda: path.name in w.model_label.text(), timeout=30000)  # now the model in use
     assert w.act_finetune.text() == "&Fine-tune on my writing..." and w.busy_label.text() == ""
     assert len(w.canvas.doc) == 1
+
+
+def test_correct_line_types_the_label_that_saving_lines_uses(qtbot, make_window, tmp_path):
+    from inkread.formats import read_ink
+    w = make_window()
+    assert not w.correct_line() and "wait for the text" in w.errors[-1]
+    w.controller.set_recognizer(FakeRecognizer(), "fake")
+    draw(w.canvas, squiggle(40, 90))
+    draw(w.canvas, squiggle(90, 90))
+    draw(w.canvas, squiggle(40, 210, 6))  # the next guide line
+    wait_text(qtbot, w, "ab\na")
+    w.results.show_line(0)
+    asked = []
+    w.ask_text = lambda title, label, text: asked.append((title, text)) or "  cd   d "
+    assert w.correct_line()
+    assert asked == [("Correct line 1", "ab")]
+    assert w.results.text.text() == "cd d\na"
+    assert w.results.nbest.item(2).text() == "cd d    (typed)" and w.results.nbest.item(2).font().bold()
+    assert [b.key[0] for b in w.canvas.boxes] == [1]  # the typed line has no character boxes
+    w.ask_text = lambda title, label, text: "dd"  # typing again replaces the typed entry
+    assert w.correct_line() and w.results.nbest.count() == 3 and w.results.text.text() == "dd\na"
+    w.ask_text = lambda title, label, text: "AB"  # a recognised alternative is chosen, not typed
+    assert w.correct_line() and w.results.result.lines[0].chosen == 1
+    w.ask_text = lambda title, label, text: "cab"
+    assert w.correct_line()
+    draw(w.canvas, squiggle(90, 210))  # line 2 grows; line 1 keeps its typed text
+    wait_text(qtbot, w, "cab\nab")
+    w.ask_text = lambda title, label, text: "   "  # nothing typed: nothing changes
+    assert not w.correct_line()
+    w.ask_folder = lambda title: str(tmp_path)
+    assert w.save_lines() == 2
+    assert sorted(read_ink(f).text for f in tmp_path.glob("*.json")) == ["ab", "cab"]
+
+
+def test_fine_tune_offers_to_save_and_train_on_the_page_being_written(qtbot, make_window, tmp_path):
+    from inkread.formats import read_ink
+    from recog_helpers import save_tiny_model
+    w = make_window(recognizer=FakeRecognizer())
+    w.settings.setValue("model/path", str(save_tiny_model(tmp_path / "base.pt")))
+    draw(w.canvas, squiggle(40, 90))
+    draw(w.canvas, squiggle(90, 90))
+    draw(w.canvas, squiggle(40, 210, 6))  # the next guide line
+    wait_text(qtbot, w, "ab\na")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    w.ask_folder = lambda title: str(folder)
+    w.ask_yes_no = lambda title, question: w.questions.append(question) or True
+    assert w.fine_tune()
+    assert w.questions == [f"Also save this page's 2 recognised lines into {folder} and train on them too?"]
+    assert sorted(read_ink(f).text for f in folder.glob("*.json")) == ["a", "ab"]
+    qtbot.waitUntil(lambda: not w.tuner.running and "now using" in w.statusBar().currentMessage(),
+                    timeout=60000)
+    message = w.statusBar().currentMessage()
+    assert "Fine-tuned on 2 lines" in message and "Fewer than 4 lines" in message and not w.errors
 
 
 def test_export_image_png_and_svg(make_window, tmp_path):
