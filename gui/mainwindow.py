@@ -342,18 +342,20 @@ class MainWindow(QMainWindow):
         if self.closing:
             return
         self.set_model_path(str(result.out))
-        skipped = ""
-        if result.skipped:
-            name, why = result.skipped[0]
-            skipped = (f"; skipped {len(result.skipped)} ({Path(name).name}: {why}"
-                       f"{' and more' if len(result.skipped) > 1 else ''})")
         from inkread.finetune import ADVISED_LINES  # torch is loaded by now; not at start-up
-        few = (f" Fewer than {ADVISED_LINES} lines were measured to help little on new writing: "
-               "save more lines and fine-tune again." if result.lines < ADVISED_LINES else "")
-        self._status(f"Fine-tuned on {result.lines} line{'s' * (result.lines != 1)} in "
-                     f"{result.seconds:.0f} s (greedy errors on them {100 * result.before:.1f}% before, "
-                     f"{100 * result.after:.1f}% after){skipped}: now using {result.out.name}. "
-                     f"Settings > Use the default model goes back.{few}", 0)
+        lines = f"{result.lines} line{'s' * (result.lines != 1)}"
+        self._status(f"Fine-tuned on {lines}: now using {result.out.name}", 0)
+        text = [f"Fine-tuned on {lines} in {result.seconds:.0f} s. Greedy errors on {'them' if result.lines != 1 else 'it'}: "
+                f"{100 * result.before:.1f}% before, {100 * result.after:.1f}% after.",
+                f"Now using {result.out}. Settings > Use the default model goes back."]
+        if result.lines < ADVISED_LINES:
+            text.append(f"Fewer than {ADVISED_LINES} lines were measured to help little on new writing: "
+                        "save more lines and fine-tune again.")
+        if result.skipped:
+            text.append(f"Skipped {len(result.skipped)}: " + "; ".join(
+                f"{Path(name).name}: {why}" for name, why in result.skipped[:5])
+                + (" ..." if len(result.skipped) > 5 else ""))
+        self.show_info("Fine-tuning done", "\n\n".join(text))
 
     def _fine_tune_failed(self, message: str) -> None:
         self._fine_tune_ended()
@@ -615,9 +617,11 @@ class MainWindow(QMainWindow):
     def save_lines(self) -> int:
         """Write each recognised line as its own native file, labelled with its shown text.
 
-        The files are what ``inkread train --init`` fine-tunes on (README, "Fine-tune
-        on your own writing"). Lines with no text are skipped; existing files are
-        never overwritten. Returns how many files were written.
+        The files are what ``inkread finetune`` and Settings > Fine-tune on my writing
+        train on (README, "Fine-tune on your own writing"). Lines with no text are
+        skipped; existing files are never overwritten, and a line already in the folder
+        with the same ink and text is not written again. Returns how many of the page's
+        lines are in the folder now.
         """
         if not self.page_lines():
             self.show_error("Cannot save lines",
@@ -638,24 +642,30 @@ class MainWindow(QMainWindow):
     def write_lines(self, folder: str) -> int:
         """Write the page's recognised lines into ``folder`` (see :meth:`save_lines`)."""
         result, doc = self.results.result, self.canvas.doc
-        ink, stem, written = doc.to_ink(), time.strftime("line-%Y%m%d-%H%M%S"), 0
+        ink, stem, written, there = doc.to_ink(), time.strftime("line-%Y%m%d-%H%M%S"), 0, 0
         try:
+            saved = _saved_lines(Path(folder))
             for k, (res, line) in enumerate(zip(result.lines, result.layout), 1):
                 text = " ".join(res.shown_text.split())
                 if not text:
+                    continue
+                sub = line_ink(ink, line).replace(text=text)
+                if _line_key(sub) in saved:
+                    there += 1
                     continue
                 path, n = Path(folder) / f"{stem}-{k:02d}.json", 1
                 while path.exists():
                     n += 1
                     path = Path(folder) / f"{stem}-{k:02d}-{n}.json"
-                write_ink(line_ink(ink, line, id=path.stem).replace(text=text), path)
+                write_ink(sub.replace(id=path.stem), path)
                 written += 1
         except (InkreadError, OSError) as exc:
             self.show_error("Cannot save lines", f"{folder}: {exc}")
-            return written
+            return written + there
         self.settings.setValue("files/linesDir", str(folder))
-        self._status(f"Saved {written} line{'s' * (written != 1)} to {folder}")
-        return written
+        self._status(f"Saved {written} line{'s' * (written != 1)} to {folder}"
+                     + (f" ({there} already there)" if there else ""))
+        return written + there
 
     def export_image(self) -> bool:
         """Export the ink as PNG or SVG through :mod:`inkread.render`."""
@@ -715,6 +725,11 @@ class MainWindow(QMainWindow):
         self.last_error = message
         log.info("%s: %s", title, message)
         QMessageBox.warning(self, title, message)
+
+    def show_info(self, title: str, message: str) -> None:
+        """A report the user reads and dismisses (tests replace this)."""
+        log.info("%s: %s", title, message)
+        QMessageBox.information(self, title, message)
 
     def ask_open_path(self, title: str, filters: str) -> Optional[str]:
         start = str(self.settings.value("files/lastDir", "") or "")
@@ -787,6 +802,22 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         self.autosaver.discard()
         ev.accept()
+
+
+def _line_key(ink: Ink) -> tuple:
+    """What makes two saved lines the same: their text and their points (to 0.01)."""
+    return ink.text, np.round(ink.to_array()[:, :2], 2).tobytes()
+
+
+def _saved_lines(folder: Path) -> set:
+    """The :func:`_line_key` of each native line file in ``folder`` that reads (others are left be)."""
+    keys = set()
+    for f in folder.glob("*.json"):
+        try:
+            keys.add(_line_key(read_ink(f, "native")))
+        except InkreadError:
+            continue
+    return keys
 
 
 def _as_bool(value: Any) -> bool:

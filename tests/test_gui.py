@@ -56,6 +56,8 @@ def make_window(qtbot, tmp_path):
         w = MainWindow(settings=settings, autosave_dir=autosave, load_model=False)
         w.errors = []
         w.show_error = lambda title, msg: w.errors.append(msg)
+        w.infos = []
+        w.show_info = lambda title, msg: w.infos.append(msg)
         w.confirm_discard = lambda: True
         w.questions = []
         w.ask_text = lambda title, label, text: None
@@ -306,21 +308,21 @@ def test_save_lines_writes_one_labelled_file_per_line_for_fine_tuning(qtbot, mak
     draw(w.canvas, squiggle(40, 210, 6))  # the next guide line
     wait_text(qtbot, w, "ab\na")
     (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "other.json").write_text("{not ink")  # not ours: left alone
     assert w.save_lines() == 2 and len(w.errors) == 1
-    assert w.save_lines() == 2  # again: new files, nothing overwritten
-    files = sorted((tmp_path / "mine").glob("*.json"))
-    assert len(files) == 4
-    inks = [read_ink(f) for f in files if not f.stem.endswith("-2")]
+    assert w.save_lines() == 2  # again: both are there already, so nothing new is written
+    assert "(2 already there)" in w.statusBar().currentMessage()
+    files = sorted((tmp_path / "mine").glob("line-*.json"))
+    assert len(files) == 2 and (tmp_path / "mine" / "other.json").read_text() == "{not ink"
+    inks = [read_ink(f) for f in files]
     assert [i.text for i in inks] == ["ab", "a"]
     assert [len(i.strokes) for i in inks] == [2, 1]
     page = w.canvas.doc.to_ink()
     np.testing.assert_allclose(inks[1].strokes[0].x, page.strokes[2].x, atol=1e-3)
-    assert len(load_spec(f"native:{tmp_path / 'mine'}")) == 4  # what `inkread train` reads
+    assert len(load_spec(f"native:{tmp_path / 'mine'}")) == 2  # what `inkread finetune` reads
     w.results.result.lines[0].chosen = 1  # an alternative chosen: its text is the label
-    for f in files:
-        f.unlink()
-    assert w.save_lines() == 2
-    assert sorted(read_ink(f).text for f in (tmp_path / "mine").glob("*.json")) == ["AB", "a"]
+    assert w.save_lines() == 2  # the first line is new (new text), the second is there
+    assert sorted(read_ink(f).text for f in (tmp_path / "mine").glob("line-*.json")) == ["AB", "a", "ab"]
 
 def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_result(
         qtbot, make_window, tmp_path):
@@ -344,6 +346,7 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
     qtbot.waitUntil(lambda: not w.tuner.running and "now using" in w.statusBar().currentMessage(),
                     timeout=60000)
     assert "Fine-tuned on 6 lines" in w.statusBar().currentMessage() and len(w.errors) == 1
+    assert len(w.infos) == 1 and "Greedy errors on them" in w.infos[0] and "Fewer than" not in w.infos[0]
     path = Path(w.settings.value("model/path"))
     assert path.parent == w.models_dir and path.name.startswith("mine-")
     assert load(path).meta["fine_tune"]["from"] == str(base)
@@ -402,8 +405,8 @@ def test_fine_tune_offers_to_save_and_train_on_the_page_being_written(qtbot, mak
     assert sorted(read_ink(f).text for f in folder.glob("*.json")) == ["a", "ab"]
     qtbot.waitUntil(lambda: not w.tuner.running and "now using" in w.statusBar().currentMessage(),
                     timeout=60000)
-    message = w.statusBar().currentMessage()
-    assert "Fine-tuned on 2 lines" in message and "Fewer than 4 lines" in message and not w.errors
+    assert "Fine-tuned on 2 lines" in w.statusBar().currentMessage() and not w.errors
+    assert "Fine-tuned on 2 lines" in w.infos[0] and "Fewer than 4 lines" in w.infos[0]
 
 
 def test_export_image_png_and_svg(make_window, tmp_path):
