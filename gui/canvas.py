@@ -12,6 +12,10 @@ Drawing: finished strokes are rendered once into a cached pixmap; the
 stroke being written is drawn live on top, with quadratic curves through
 the midpoints of successive points and a width that follows pen pressure.
 Overlays (character boxes and saliency heat) are drawn over the strokes.
+
+Erasing: in eraser mode (``erasing``), or with a tablet pen's eraser end, a
+drag (or a tap) removes every stroke it passes within ``ERASER_RADIUS``
+pixels of, as one undoable edit.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (QColor, QFont, QInputDevice, QMouseEvent, QPainter, QPainterPath,
-                           QPaintEvent, QPen, QPixmap, QTabletEvent, QTouchEvent)
+                           QPaintEvent, QPen, QPixmap, QPointingDevice, QTabletEvent, QTouchEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from inkread.ink import Stroke
@@ -40,6 +44,8 @@ BASE_WIDTH = 2.6
 LINE_SPACING = 120.0
 #: Gap assumed between a loaded ink's last stroke and the first new one, seconds.
 GAP_AFTER_LOAD = 0.3
+#: How close (logical pixels) the eraser must pass to a stroke to remove it.
+ERASER_RADIUS = 8.0
 
 
 @dataclass(frozen=True)
@@ -125,13 +131,16 @@ class InkCanvas(QWidget):
     Signals:
         strokeStarted: the pen went down.
         strokeFinished: a stroke was added to the document.
-        documentChanged: strokes were added, removed, undone, redone or loaded.
+        strokeCancelled: the pen went up with nothing changed (Escape, or an eraser
+            path that touched no stroke).
+        documentChanged: strokes were added, erased, removed, undone, redone or loaded.
         boxClicked(int, int): a character box was right-clicked (or Ctrl+clicked).
     """
 
     boxClicked = Signal(int, int)
     strokeStarted = Signal()
     strokeFinished = Signal()
+    strokeCancelled = Signal()
     documentChanged = Signal()
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -141,6 +150,8 @@ class InkCanvas(QWidget):
         self.show_guides = True
         self._points: list[tuple[float, float, float, Optional[float]]] = []
         self._source: Optional[str] = None  # "mouse" | "tablet" | "touch" while a stroke is open
+        self.erasing = False          # eraser mode: strokes written remove what they touch
+        self._erase_stroke = False    # the open stroke is an eraser path
         self._ev_offset = 0.0
         self._last_end_ev: Optional[float] = None
         self._cache: Optional[QPixmap] = None
@@ -248,7 +259,14 @@ class InkCanvas(QWidget):
         # Synthetic events may carry no timestamp; fall back to the wall clock.
         return timestamp_ms / 1000.0 if timestamp_ms > 0 else time.perf_counter()
 
-    def _begin(self, source: str, pos: QPointF, ev_t: float, pressure: Optional[float]) -> None:
+    def set_erasing(self, on: bool) -> None:
+        """Eraser mode on or off (the cursor shows which)."""
+        self.erasing = bool(on)
+        self.setCursor(Qt.PointingHandCursor if self.erasing else Qt.CrossCursor)
+
+    def _begin(self, source: str, pos: QPointF, ev_t: float, pressure: Optional[float],
+               erase: bool = False) -> None:
+        self._erase_stroke = erase or self.erasing
         last = self.doc.last_time()
         if last is None:
             self._ev_offset = -ev_t
@@ -275,6 +293,9 @@ class InkCanvas(QWidget):
 
     def _end(self, pos: QPointF, ev_t: float, pressure: Optional[float]) -> None:
         self._add(pos, ev_t, pressure)
+        if self._erase_stroke:
+            self._erase_along()
+            return
         pts = np.array([p[:3] for p in self._points], dtype=np.float64)
         press = [p[3] for p in self._points]
         pressure_arr = None if any(p is None for p in press) else np.array(press, dtype=np.float64)
@@ -292,10 +313,21 @@ class InkCanvas(QWidget):
         self.strokeFinished.emit()
         self.documentChanged.emit()
 
+    def _erase_along(self) -> None:
+        """The eraser path ended: remove the strokes it touched (one undoable edit)."""
+        path = np.array([p[:2] for p in self._points], dtype=np.float64)
+        self._points, self._source, self._erase_stroke = [], None, False
+        radius = ERASER_RADIUS / max(self.view.scale, 1e-9)
+        ids = self.doc.strokes_near(path[:, 0], path[:, 1], radius)
+        if not (ids and self._edit(lambda: self.doc.erase(ids))):
+            self.update()
+            self.strokeCancelled.emit()
+
     def cancel_stroke(self) -> None:
         """Drop the stroke being written (Escape, or an edit in the middle of it)."""
-        self._points, self._source = [], None
+        self._points, self._source, self._erase_stroke = [], None, False
         self.update()
+        self.strokeCancelled.emit()
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:
         picking = ev.button() == Qt.RightButton or (
@@ -321,7 +353,8 @@ class InkCanvas(QWidget):
         t, kind = self._event_seconds(ev.timestamp()), ev.type()
         p = float(ev.pressure())
         if kind == QEvent.TabletPress and self._source is None:
-            self._begin("tablet", ev.position(), t, p)
+            eraser = ev.pointerType() == QPointingDevice.PointerType.Eraser
+            self._begin("tablet", ev.position(), t, p, erase=eraser)
         elif kind == QEvent.TabletMove and self._source == "tablet":
             self._add(ev.position(), t, p)
         elif kind == QEvent.TabletRelease and self._source == "tablet":
@@ -427,7 +460,11 @@ class InkCanvas(QWidget):
             press = [p[3] for p in self._points]
             pr = None if any(p is None for p in press) else np.array(press)
             x, y = self.view.to_widget(pts[:, 0], pts[:, 1])
-            draw_polyline(painter, x, y, pen_widths(pr, len(pts)))
+            if self._erase_stroke:  # the eraser's path: a broad translucent trail
+                draw_polyline(painter, x, y, np.full(len(pts), 2 * ERASER_RADIUS),
+                              color=QColor(220, 60, 60, 70))
+            else:
+                draw_polyline(painter, x, y, pen_widths(pr, len(pts)))
         painter.end()
 
     def _draw_boxes(self, painter: QPainter) -> None:

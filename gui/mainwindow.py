@@ -146,10 +146,13 @@ class MainWindow(QMainWindow):
         self.act_export_view = a("Export &view as PNG...", self.export_view,
                                  QKeySequence("Ctrl+Shift+E"), "Save the canvas with its overlays")
         self.act_quit = a("&Quit", self.close, QKeySequence.Quit)
-        self.act_undo = a("&Undo stroke", self.canvas.undo, [QKeySequence.Undo])
-        self.act_redo = a("&Redo stroke", self.canvas.redo,
+        self.act_undo = a("&Undo", self.canvas.undo, [QKeySequence.Undo])
+        self.act_redo = a("&Redo", self.canvas.redo,
                           [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.act_clear = a("&Clear page", self.canvas.clear, QKeySequence(Qt.Key_Delete))
+        self.act_eraser = a("&Eraser", self.canvas.set_erasing, QKeySequence("E"),
+                            "Strokes you draw now erase the strokes they touch (a tablet pen's "
+                            "eraser end always does)", checkable=True)
         self.act_copy = a("&Copy text", self.results.copy_text, QKeySequence.Copy)
         self.act_correct = a("C&orrect line text...", self.correct_line, QKeySequence("F2"),
                              "Type what the current line says (its label for fine-tuning)")
@@ -177,7 +180,7 @@ class MainWindow(QMainWindow):
                     self.act_export_view, None, self.act_quit):
             file.addSeparator() if act is None else file.addAction(act)
         edit = bar.addMenu("&Edit")
-        for act in (self.act_undo, self.act_redo, self.act_clear, None, self.act_copy,
+        for act in (self.act_undo, self.act_redo, self.act_eraser, self.act_clear, None, self.act_copy,
                     self.act_correct, self.act_recognize):
             edit.addSeparator() if act is None else edit.addAction(act)
         view = bar.addMenu("&View")
@@ -191,12 +194,13 @@ class MainWindow(QMainWindow):
         tools = self.addToolBar("Main")
         tools.setObjectName("mainToolbar")
         for act in (self.act_open, self.act_save, self.act_export, None, self.act_undo,
-                    self.act_redo, self.act_clear, None, self.act_demo):
+                    self.act_redo, self.act_eraser, self.act_clear, None, self.act_demo):
             tools.addSeparator() if act is None else tools.addAction(act)
 
     def _connect(self) -> None:
         c = self.controller
         self.canvas.strokeStarted.connect(c.hold)
+        self.canvas.strokeCancelled.connect(c.schedule)  # what the held pen-down postponed
         self.canvas.documentChanged.connect(self._doc_changed)
         self.canvas.boxClicked.connect(self.select_char)
         c.resultReady.connect(self.show_result)

@@ -125,6 +125,49 @@ def test_undo_redo_clear_with_shortcuts(make_window):
     assert len(w.canvas.doc) == 0  # Ctrl+Y redoes the clear
 
 
+def test_eraser_removes_the_strokes_it_touches_and_undo_brings_them_back(qtbot, make_window):
+    fake = FakeRecognizer()
+    w = make_window(recognizer=fake)
+    draw(w.canvas, squiggle(40, 90))
+    draw(w.canvas, squiggle(90, 90))
+    draw(w.canvas, squiggle(140, 90))
+    wait_text(qtbot, w, "abc")
+    ids = list(w.canvas.doc.ids)
+    w.act_eraser.trigger()
+    assert w.canvas.erasing and w.act_eraser.isChecked()
+    draw(w.canvas, [(100, 60), (100, 70), (100, 95), (100, 110)])  # down through the middle stroke
+    assert w.canvas.doc.ids == [ids[0], ids[2]]
+    wait_text(qtbot, w, "ab")  # recognised again without it
+    draw(w.canvas, [(300, 300), (310, 310)])  # touches nothing: nothing changes, nothing is added
+    assert w.canvas.doc.ids == [ids[0], ids[2]] and not w.canvas._points
+    w.act_eraser.trigger()
+    assert not w.canvas.erasing
+    draw(w.canvas, squiggle(40, 210, 6))  # writing again
+    w.act_eraser.trigger()
+    draw(w.canvas, [(200, 300)])  # a tap on nothing while the new stroke's recognition is pending
+    wait_text(qtbot, w, "ab\na")  # the held recognition still runs
+    w.act_eraser.trigger()
+    assert w.canvas.undo() and w.canvas.undo() and w.canvas.doc.ids == ids
+    wait_text(qtbot, w, "abc")
+
+
+def test_tablet_eraser_end_erases_without_eraser_mode(make_window):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
+    w = make_window()
+    c = w.canvas
+    draw(c, squiggle(40, 90))
+    draw(c, squiggle(90, 90))
+    dev = QPointingDevice("pen", 2, QInputDevice.DeviceType.Stylus, QPointingDevice.PointerType.Eraser,
+                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure, 1, 3)
+    for kind, y in [(QEvent.TabletPress, 60), (QEvent.TabletMove, 85), (QEvent.TabletRelease, 110)]:
+        pos = QPointF(45, y)
+        ev = QTabletEvent(kind, dev, pos, c.mapToGlobal(pos), 0.5, 0, 0, 0, 0, 0, Qt.NoModifier,
+                          Qt.LeftButton, Qt.LeftButton if kind != QEvent.TabletRelease else Qt.NoButton)
+        c.tabletEvent(ev)
+    assert not c.erasing and len(c.doc) == 1 and c.doc.strokes[0].x[0] == 90
+
+
 def test_tablet_pressure_and_touch(make_window):
     from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
     from PySide6.QtCore import QEvent
@@ -477,7 +520,7 @@ def test_settings_remember_model_and_recent(make_window, tmp_path):
 
 def test_shortcuts_are_listed(make_window):
     table = dict((name, keys) for keys, name in make_window().shortcut_table())
-    assert table["Undo stroke"] == "Ctrl+Z" and "Ctrl+Shift+Z" in table["Redo stroke"]
+    assert table["Undo"] == "Ctrl+Z" and "Ctrl+Shift+Z" in table["Redo"] and table["Eraser"] == "E"
     assert table["Open..."] == "Ctrl+O" and table["Save"] == "Ctrl+S"
     assert table["Export PNG/SVG..."] == "Ctrl+E" and table["Clear page"] == "Del"
 

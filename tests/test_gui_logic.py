@@ -154,6 +154,36 @@ def test_document_undo_redo_clear():
     assert not doc.can_redo() and len(doc) == 3
 
 
+def test_document_erase_is_one_undoable_step_that_keeps_the_writing_order():
+    doc = InkDocument()
+    ids = [doc.add_stroke(_stroke(10 * i)) for i in range(4)]
+    assert not doc.erase([12345]) and doc.ids == ids
+    rev = doc.revision
+    assert doc.erase([ids[1], ids[2]]) and doc.ids == [ids[0], ids[3]] and doc.revision == rev + 1
+    new = doc.add_stroke(_stroke(50))
+    assert doc.undo() and doc.ids == [ids[0], ids[3]]
+    assert doc.undo() and doc.ids == ids  # back in their places, not at the front or the end
+    assert [s.x[0] for s in doc.strokes] == [0, 10, 20, 30]
+    assert doc.redo() and doc.ids == [ids[0], ids[3]]
+    assert new not in doc.ids
+
+
+def test_strokes_near_a_path_by_distance_between_segments():
+    doc = InkDocument()
+    a = doc.add_stroke(Stroke([0, 10], [0, 0], [0, 0.1]))      # horizontal at y=0, two points
+    b = doc.add_stroke(Stroke([0, 10], [20, 20], [1, 1.1]))    # horizontal at y=20
+    c = doc.add_stroke(Stroke([30, 30], [0, 20], [2, 2.1]))    # vertical at x=30
+    # crossing a and b between their far-apart points touches them, however small the radius
+    assert doc.strokes_near(np.array([5.0, 5.0]), np.array([-5.0, 25.0]), 0.1) == [a, b]
+    # a path between them, its ends 2 from each, crosses nothing
+    between = (np.array([5.0, 5.0]), np.array([2.0, 18.0]))
+    assert doc.strokes_near(*between, 1.9) == []
+    assert doc.strokes_near(*between, 2.0) == [a, b]
+    assert doc.strokes_near(np.array([29.0]), np.array([10.0]), 0.9) == []  # a dot beside c
+    assert doc.strokes_near(np.array([29.0]), np.array([10.0]), 1.0) == [c]
+    assert doc.strokes_near(np.array([]), np.array([]), 100.0) == []
+
+
 def test_document_keeps_truth_only_while_unchanged():
     ink = Ink([_stroke(0), _stroke(10)], text="ab", char_of_point=np.array([0, 0, 1, 1])).validated()
     doc = InkDocument()
