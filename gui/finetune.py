@@ -44,7 +44,11 @@ class FineTuner(QObject):
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, lines: str, base: Optional[str], models_dir: Path) -> Path:
-        """Fine-tune ``base`` (None: the default model) on the lines in ``lines``; returns the output path."""
+        """Fine-tune ``base`` (None: the default model) on the lines in ``lines``; returns the output path.
+
+        When ``base`` is itself a fine-tune, training starts from the model it came from:
+        fine-tuning again on more lines replaces the last fine-tune rather than stacking on it.
+        """
         if self.running:
             raise RuntimeError("a fine-tune is already running")
         out, n = models_dir / time.strftime("mine-%Y%m%d-%H%M%S.pt"), 1
@@ -71,7 +75,7 @@ class FineTuner(QObject):
             return self._stop.is_set()
 
         try:
-            result = fine_tune([lines], out, base, on_step=step)
+            result = fine_tune([lines], out, base, from_original=True, on_step=step)
         except InkreadError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug, not the user's input: keep the app alive and say so

@@ -333,8 +333,7 @@ class MainWindow(QMainWindow):
         out = self.tuner.start(str(folder), base, self.models_dir)
         self.act_finetune.setText("Stop &fine-tuning")
         self.busy_label.setText("fine-tuning: starting...")
-        self._status(f"Fine-tuning {Path(base).name if base else 'the default model'} on the lines "
-                     f"in {folder}; the result will be {out}", 0)
+        self._status(f"Fine-tuning on the lines in {folder}; the result will be {out}", 0)
         return True
 
     def _fine_tune_ended(self) -> None:
@@ -349,7 +348,8 @@ class MainWindow(QMainWindow):
         from inkread.finetune import ADVISED_LINES  # torch is loaded by now; not at start-up
         lines = f"{result.lines} line{'s' * (result.lines != 1)}"
         self._status(f"Fine-tuned on {lines}: now using {result.out.name}", 0)
-        text = [f"Fine-tuned on {lines} in {result.seconds:.0f} s. Greedy errors on {'them' if result.lines != 1 else 'it'}: "
+        text = [f"Fine-tuned {result.base.name} on {lines} in {result.seconds:.0f} s. "
+                f"Greedy errors on {'them' if result.lines != 1 else 'it'}: "
                 f"{100 * result.before:.1f}% before, {100 * result.after:.1f}% after.",
                 f"Now using {result.out}. Settings > Use the default model goes back."]
         if result.lines < ADVISED_LINES:

@@ -37,6 +37,7 @@ class FineTuneResult:
 
     Attributes:
         out: the written model.
+        base: the model it started from.
         lines: how many lines it trained on.
         skipped: (file or id, reason) of each line it could not use.
         steps: optimisation steps taken.
@@ -46,6 +47,7 @@ class FineTuneResult:
     """
 
     out: Path
+    base: Path
     lines: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
     steps: int = 0
@@ -85,11 +87,14 @@ def user_lines(specs: Sequence[str | Dataset]) -> Dataset:
 
 def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Optional[str] = None,
               epochs: int = EPOCHS, lr: float = LR, warmup_steps: int = WARMUP_STEPS,
-              seed: int = 1, threads: int = 0,
+              seed: int = 1, threads: int = 0, from_original: bool = False,
               on_step: Optional[Callable[[int, int], bool]] = None) -> FineTuneResult:
     """Fine-tune ``base`` (None: the default model) on ``lines`` and write an int8 model to ``out``.
 
     Args:
+        from_original: when ``base`` is itself a fine-tune, start from the model it was
+            fine-tuned from (if that file is still there), so that fine-tuning again on a
+            grown set of lines replaces the last fine-tune instead of stacking on it.
         on_step: called after each step with (steps done, steps in all); returning
             True stops training early (the model is still written).
 
@@ -103,6 +108,10 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
     if out.exists() and out.resolve() == base_path.resolve():
         raise OptionError(f"{out}: refusing to overwrite the model being fine-tuned; choose another output")
     init = load(base_path)
+    origin = (init.meta or {}).get("fine_tune", {}).get("from")
+    if from_original and origin and Path(origin).is_file():
+        base_path = Path(origin)
+        init = load(base_path)
     ds = user_lines(lines)
     usable = []
     skipped = list(ds.skipped)
@@ -134,9 +143,9 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
         seconds = time.monotonic() - t0
         after = validate(run.model, list(run.sources[0]), run.fcfg, run.alphabet, cfg)["val_cer"]
     meta = dict(init.meta or {})
-    meta["fine_tune"] = {"from": str(base_path), "lines": len(usable), "steps": done["step"],
+    meta["fine_tune"] = {"from": str(base_path.resolve()), "lines": len(usable), "steps": done["step"],
                          "epochs": epochs, "lr": lr, "seconds": round(seconds, 1),
                          "date": time.strftime("%Y-%m-%d %H:%M"),
                          "train_config": dataclasses.asdict(cfg)}
     save(out, run.model, run.alphabet, run.fcfg, meta, weights="int8")
-    return FineTuneResult(out, len(usable), skipped, done["step"], seconds, before, after, done["stopped"])
+    return FineTuneResult(out, base_path, len(usable), skipped, done["step"], seconds, before, after, done["stopped"])

@@ -39,10 +39,23 @@ def test_fine_tune_learns_the_lines_and_writes_an_int8_model(tmp_path, lines):
     assert res.after < res.before, (res.before, res.after)  # it learned the lines it was given
     ft = load(tmp_path / "out" / "mine.pt")
     assert ft.meta["weights_dtype"] == "int8" and ft.train_state is None
-    assert ft.meta["fine_tune"]["from"] == str(base) and ft.meta["fine_tune"]["lines"] == 6
+    assert ft.meta["fine_tune"]["from"] == str(base.resolve()) and ft.meta["fine_tune"]["lines"] == 6
     assert ft.alphabet.chars == ALPHABET.chars and ft.model.cfg == load(base).model.cfg
     assert base.read_bytes() == before_bytes
     assert not list((tmp_path / "out").glob("*.tmp")) and [p.name for p in (tmp_path / "out").iterdir()] == ["mine.pt"]
+
+
+def test_fine_tune_again_starts_from_the_original_model_when_asked(tmp_path, lines):
+    base = save_tiny_model(tmp_path / "base.pt")
+    first = fine_tune([str(lines)], tmp_path / "one.pt", str(base), epochs=2)
+    assert first.base == base
+    again = fine_tune([str(lines)], tmp_path / "two.pt", str(tmp_path / "one.pt"), epochs=2, from_original=True)
+    assert again.base == base.resolve() and load(tmp_path / "two.pt").meta["fine_tune"]["from"] == str(base.resolve())
+    stacked = fine_tune([str(lines)], tmp_path / "three.pt", str(tmp_path / "one.pt"), epochs=2)
+    assert stacked.base == tmp_path / "one.pt"
+    base.unlink()  # the original is gone: the fine-tune itself is the start
+    assert fine_tune([str(lines)], tmp_path / "four.pt", str(tmp_path / "one.pt"), epochs=1,
+                     from_original=True).base == tmp_path / "one.pt"
 
 
 def test_fine_tune_stops_on_request_and_still_writes_the_model(tmp_path, lines):

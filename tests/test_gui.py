@@ -392,10 +392,14 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
     assert len(w.infos) == 1 and "Greedy errors on them" in w.infos[0] and "Fewer than" not in w.infos[0]
     path = Path(w.settings.value("model/path"))
     assert path.parent == w.models_dir and path.name.startswith("mine-")
-    assert load(path).meta["fine_tune"]["from"] == str(base)
+    assert load(path).meta["fine_tune"]["from"] == str(base.resolve())
     qtbot.waitUntil(lambda: path.name in w.model_label.text(), timeout=30000)  # now the model in use
     assert w.act_finetune.text() == "&Fine-tune on my writing..." and w.busy_label.text() == ""
     assert len(w.canvas.doc) == 1
+    assert w.fine_tune()  # again, with the fine-tuned model in use: it starts from base.pt again
+    qtbot.waitUntil(lambda: len(w.infos) == 2, timeout=60000)
+    assert w.infos[1].startswith("Fine-tuned base.pt on 6 lines")
+    assert Path(w.settings.value("model/path")) != path
 
 
 def test_correct_line_types_the_label_that_saving_lines_uses(qtbot, make_window, tmp_path):
@@ -449,7 +453,7 @@ def test_fine_tune_offers_to_save_and_train_on_the_page_being_written(qtbot, mak
     qtbot.waitUntil(lambda: not w.tuner.running and "now using" in w.statusBar().currentMessage(),
                     timeout=60000)
     assert "Fine-tuned on 2 lines" in w.statusBar().currentMessage() and not w.errors
-    assert "Fine-tuned on 2 lines" in w.infos[0] and "Fewer than 4 lines" in w.infos[0]
+    assert "Fine-tuned base.pt on 2 lines" in w.infos[0] and "Fewer than 4 lines" in w.infos[0]
 
 
 def test_export_image_png_and_svg(make_window, tmp_path):
