@@ -32,7 +32,7 @@ import torch
 
 from . import __version__
 from .alphabet import Alphabet
-from .errors import CheckpointError
+from .errors import CheckpointError, check_writable
 from .features import FeatureConfig
 from .model import InkModel, ModelConfig
 
@@ -93,14 +93,17 @@ def save(path: os.PathLike | str, model: InkModel, alphabet: Alphabet,
            "alphabet": alphabet.chars, "state_dict": state, "meta": meta}
     if train_state is not None:
         obj["train_state"] = train_state
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write the model ({exc.strerror or exc})", path) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
 
 
 def _to_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

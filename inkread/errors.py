@@ -49,3 +49,28 @@ class CheckpointError(InkreadError):
 
 class OptionError(InkreadError):
     """A command-line option with a bad value."""
+
+
+def check_writable(path: os.PathLike | str, folder: bool = False) -> None:
+    """Make sure ``path`` can be written: a file (or with ``folder``, a folder), its parents made.
+
+    Commands call it before long work (training, evaluation), so a bad output option
+    costs nothing and reads as one line.
+
+    Raises:
+        OptionError: the path is a folder where a file is wanted (or the reverse), or its
+            folder cannot be made or written in.
+    """
+    from pathlib import Path
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OptionError("is a file; name a folder", path)
+    if not folder and path.is_dir():
+        raise OptionError("is a folder; name a file", path)
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"cannot make the folder {target} ({exc.strerror or exc})", path) from None
+    if not os.access(target, os.W_OK):
+        raise OptionError(f"cannot write in {target} (permission denied)", path)

@@ -184,12 +184,16 @@ def _bar(total: int, enabled: bool):
 
 def write_errors(path: os.PathLike | str, rows: Sequence[tuple]) -> None:
     """TSV: id, reference, hypothesis, character edits, word edits (one sample a line)."""
+    from .errors import OptionError, check_writable
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        w.writerow(["id", "reference", "hypothesis", "char_errors", "word_errors"])
-        w.writerows(rows)
+    check_writable(path)
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+            w.writerow(["id", "reference", "hypothesis", "char_errors", "word_errors"])
+            w.writerows(rows)
+    except OSError as exc:
+        raise OptionError(f"cannot write ({exc.strerror or exc})", path) from None
 
 
 # --------------------------------------------------------------------- tuning

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 
 from .checkpoint import load, save
 from .datasets import Dataset, load_spec
-from .errors import OptionError
+from .errors import OptionError, check_writable
 from .train import TrainConfig, build_run, fit, validate
 
 #: The recipe measured on IAM-OnDB writers (models/README.md, "Measured").
@@ -107,6 +107,7 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
     out = Path(out)
     if out.exists() and out.resolve() == base_path.resolve():
         raise OptionError(f"{out}: refusing to overwrite the model being fine-tuned; choose another output")
+    check_writable(out)
     init = load(base_path)
     origin = (init.meta or {}).get("fine_tune", {}).get("from")
     if from_original and origin and Path(origin).is_file():

@@ -52,7 +52,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .errors import CheckpointError, FormatError
+from .errors import CheckpointError, FormatError, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -433,12 +433,14 @@ class CharLM:
                            f"qlogp{k + 1}": _quantize(self.logp[k]),
                            f"dctx{k + 1}": np.diff(self.ctx[k], prepend=0),
                            f"logbow{k + 1}": self.logbow[k].astype(np.float32)})
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
             os.replace(tmp, path)
+        except OSError as exc:
+            raise CheckpointError(f"cannot write the LM ({exc.strerror or exc})", path) from None
         finally:
             if tmp.exists():
                 tmp.unlink()

@@ -202,3 +202,28 @@ def test_a_number_out_of_range_is_one_line_naming_the_option(capsys, argv, optio
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"argument {option}" in err and message in err, err
+
+
+@pytest.mark.parametrize("kind", ["missing folder", "a folder", "a file as run folder"])
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(capsys, tmp_path, kind):
+    """Every command that writes a model, an LM, a run or an error table says so at once."""
+    from recog_helpers import save_tiny_model, write_native_dir
+    lines = write_native_dir(tmp_path / "lines")
+    model = save_tiny_model(tmp_path / "m.pt")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "text.txt").write_text("some text to build a language model from\n" * 20)
+    bad = {"missing folder": "/proc/no-such-folder/out", "a folder": str(tmp_path),
+           "a file as run folder": str(tmp_path / "afile")}[kind]
+    files = [["finetune", str(lines), "--model", str(model), "-o", bad],
+             ["export", str(model), "-o", bad],
+             ["average", str(model), str(model), "-o", bad],
+             ["lm", "build", str(tmp_path / "text.txt"), "-o", bad],
+             ["eval", "--model", str(model), "--data", f"native:{lines}", "--errors", bad]]
+    run = [["train", "--train", f"native:{lines}", "--out", bad, "--epochs", "1"]]
+    commands = {"missing folder": files + run, "a folder": files, "a file as run folder": run}[kind]
+    for argv in commands:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and bad in err and "Traceback" not in err, (argv, err)
+    assert (tmp_path / "afile").read_text() == "x"

@@ -29,8 +29,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import load_spec
-    from ..errors import DataSpecError
+    from ..errors import DataSpecError, check_writable
     from ..evaluate import evaluate, write_errors
+    if args.errors:
+        check_writable(args.errors)  # before the evaluation, not after it
     ds = load_spec(args.data)
     if len(ds) == 0:
         raise DataSpecError(f"no labelled samples ({len(ds.skipped)} skipped)", args.data)

@@ -60,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import os
     from ..datasets import load_spec
-    from ..errors import OptionError
+    from ..errors import OptionError, check_writable
     from ..lm import CharLM, wrap_text, drop_references, read_text_lines, wordnet_text
     if not args.text and not args.wordnet:
         raise OptionError("give TEXT files and/or --wordnet DIR")
+    check_writable(args.out)  # before the build, not after it
     lines = read_text_lines(args.text, wrap=args.wrap)
     if args.wordnet:
         lines += wrap_text(wordnet_text(args.wordnet), args.wrap)

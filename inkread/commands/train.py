@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     over.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if isinstance(f.default, bool) and getattr(args, f.name) is False})
     _init_dist()
+    from ..errors import check_writable
+    if args.out and not args.resume:
+        check_writable(args.out, folder=True)  # before loading data and training
     if args.resume:
         run_, opt_state = resume_run(Path(args.resume), over)
     else:
