@@ -357,7 +357,8 @@ class MainWindow(QMainWindow):
                         "save more lines and fine-tune again.")
         if result.skipped:
             text.append(f"Skipped {len(result.skipped)}: " + "; ".join(
-                f"{Path(name).name}: {why}" for name, why in result.skipped[:5])
+                f"{Path(name).name}: {why.split(': ', 1)[-1] if why.startswith(str(name)) else why}"
+                for name, why in result.skipped[:5])
                 + (" ..." if len(result.skipped) > 5 else ""))
         self.show_info("Fine-tuning done", "\n\n".join(text))
 

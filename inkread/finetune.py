@@ -58,14 +58,19 @@ class FineTuneResult:
 
     def summary(self) -> str:
         text = (f"{self.out}: fine-tuned on {self.lines} line{'s' * (self.lines != 1)}, "
-                f"{self.steps} steps in {self.seconds:.0f} s; greedy CER on those lines "
+                f"{self.steps} step{'s' * (self.steps != 1)} in {self.seconds:.0f} s; greedy CER on those lines "
                 f"{100 * self.before:.1f}% before, {100 * self.after:.1f}% after")
         if self.lines < ADVISED_LINES:
             text += f" (fewer than {ADVISED_LINES} lines: measured to help little on new writing; save more)"
         if self.skipped:
-            text += f"; skipped {len(self.skipped)}: " + "; ".join(f"{k}: {v}" for k, v in self.skipped[:3])
+            text += f"; skipped {len(self.skipped)}: " + "; ".join(_named(k, v) for k, v in self.skipped[:3])
             text += " ..." if len(self.skipped) > 3 else ""
         return text
+
+
+def _named(name: str, why: str) -> str:
+    """``name: why``, unless the reason already begins with the name (a file error does)."""
+    return why if why.startswith(str(name)) else f"{name}: {why}"
 
 
 def user_lines(specs: Sequence[str | Dataset]) -> Dataset:
@@ -126,7 +131,7 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
         else:
             usable.append(s)
     if not usable:
-        why = "; ".join(f"{k}: {v}" for k, v in skipped[:3]) or "the folder holds no .json line files"
+        why = "; ".join(_named(k, v) for k, v in skipped[:3]) or "the folder holds no .json line files"
         raise OptionError(f"{ds.spec}: no line to fine-tune on ({why})")
     cfg = TrainConfig(epochs=epochs, lr=lr, warmup_steps=warmup_steps, patience=epochs + 1, seed=seed,
                       threads=threads, checkpoint_minutes=1e9)
