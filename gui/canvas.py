@@ -147,6 +147,7 @@ class InkCanvas(QWidget):
         super().__init__(parent)
         self.doc = InkDocument()
         self.view = View()
+        self._top_dy = 0.0  # view.dy with the top of the page at the top: scrolling stops there
         self.show_guides = True
         self._points: list[tuple[float, float, float, Optional[float]]] = []
         self._source: Optional[str] = None  # "mouse" | "tablet" | "touch" while a stroke is open
@@ -199,6 +200,7 @@ class InkCanvas(QWidget):
                 s = min(w / max(x1 - x0, 1e-9), h / max(y1 - y0, 1e-9),
                         0.8 * LINE_SPACING * n_lines / max(y1 - y0, 1e-9))
                 self.view = View(s, margin - s * x0, 0.25 * LINE_SPACING - s * y0)
+        self._top_dy = self.view.dy
         self._cache = None
         self.update()
 
@@ -385,6 +387,24 @@ class InkCanvas(QWidget):
         elif ev.type() == QEvent.TouchEnd and self._source == "touch":
             self._end(pt.position(), t, p)
 
+    def wheelEvent(self, ev) -> None:
+        """Scroll the page up and down (half a guide line a wheel step), never above its top.
+
+        The ink keeps its coordinates; only the view moves, with the guide lines, so a
+        page can hold more lines than the window shows.
+        """
+        if self._points:
+            return  # not while a stroke is being written
+        steps = ev.angleDelta().y() / 120.0
+        if not steps and not ev.pixelDelta().isNull():
+            steps = ev.pixelDelta().y() / (LINE_SPACING / 2)
+        dy = min(self.view.dy + steps * LINE_SPACING / 2, self._top_dy)
+        if dy != self.view.dy:
+            self.view = View(self.view.scale, self.view.dx, dy)
+            self._cache = None
+            self.update()
+        ev.accept()
+
     def keyPressEvent(self, ev) -> None:
         if ev.key() == Qt.Key_Escape and self._points:
             self.cancel_stroke()
@@ -439,7 +459,9 @@ class InkCanvas(QWidget):
     def _draw_guides(self, painter: QPainter) -> None:
         base = QPen(QColor(120, 160, 220, 150), 1.0)
         mid = QPen(QColor(120, 160, 220, 70), 1.0, Qt.DashLine)
-        y, w = LINE_SPACING * 0.8, self.width()
+        y, w = LINE_SPACING * 0.8 + (self.view.dy - self._top_dy) % LINE_SPACING, self.width()
+        if y - LINE_SPACING > 0:
+            y -= LINE_SPACING  # a scrolled page: the guide above the first full one shows too
         while y < self.height():
             painter.setPen(mid)  # x-height guide
             painter.drawLine(QPointF(0, y - LINE_SPACING * 0.3), QPointF(w, y - LINE_SPACING * 0.3))

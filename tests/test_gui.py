@@ -151,6 +151,38 @@ def test_eraser_removes_the_strokes_it_touches_and_undo_brings_them_back(qtbot, 
     wait_text(qtbot, w, "abc")
 
 
+def _wheel(widget, notches: float) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    pos = QPointF(200, 200)
+    ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, int(120 * notches)),
+                     Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    widget.wheelEvent(ev)
+
+
+def test_wheel_scrolls_the_page_down_for_more_lines_and_not_above_its_top(qtbot, make_window):
+    from inkread.gui.canvas import LINE_SPACING
+    w = make_window(recognizer=FakeRecognizer())
+    c = w.canvas
+    draw(c, squiggle(40, 90))
+    _wheel(c, -4)  # four steps down: two guide lines
+    assert c.view.dy == -2 * LINE_SPACING
+    draw(c, squiggle(200, 90))  # written on the window's first guide, now the page's third
+    ys = [float(s.y.max()) for s in c.doc.strokes]
+    assert ys[1] - ys[0] == pytest.approx(2 * LINE_SPACING)
+    wait_text(qtbot, w, "a\na")  # two lines, far apart
+
+    def darkest(x0, x1, y0, y1):
+        img = c.grab().toImage()
+        return min(img.pixelColor(x, y).value() for x in range(x0, x1) for y in range(y0, y1))
+    assert darkest(40, 70, 70, 95) > 200 and darkest(200, 230, 70, 95) < 100  # the first is out of sight
+    _wheel(c, 10)  # back up, and no further than the top
+    assert c.view.dy == 0.0
+    assert darkest(40, 70, 70, 95) < 100 and darkest(200, 230, 70, 95) > 200
+    c.fit_view()
+    assert c.view.dy == 0.0
+
+
 def test_tablet_eraser_end_erases_without_eraser_mode(make_window):
     from PySide6.QtCore import QEvent
     from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
