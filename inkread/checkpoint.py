@@ -105,7 +105,6 @@ def save(path: os.PathLike | str, model: InkModel, alphabet: Alphabet,
             tmp.unlink()
 
 
-
 def _to_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 per output row: (int8 tensor shaped like w, float32 scales (rows,))."""
     rows = w.reshape(w.shape[0], -1).float()
