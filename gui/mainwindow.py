@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.path: Optional[Path] = None
         self.last_error: Optional[str] = None
         self.closing = False
+        self.corrections: dict[tuple, str] = {}  # typed text per line (its strokes' ids)
         self.heat_request: Optional[tuple] = None
         self.setWindowTitle("inkread")
         self.setAcceptDrops(True)
@@ -404,6 +405,9 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- results
     def show_result(self, result: PageResult) -> None:
         """Show a fresh recognition: text, n-best, timing, and boxes on the ink."""
+        for res in result.lines:  # typed text outlives a new recognition of the same strokes
+            if res.key in self.corrections and res.shown_text != self.corrections[res.key]:
+                _use_text(res, self.corrections[res.key])
         self.results.set_result(result)
         self.canvas.set_boxes(self._boxes(result))
         self.canvas.set_selected(None)
@@ -450,17 +454,8 @@ class MainWindow(QMainWindow):
         text = " ".join((text or "").split())
         if not text:
             return False
-        typed = [i for i, (t, score) in enumerate(res.nbest) if math.isnan(score)]
-        same = [i for i, (t, score) in enumerate(res.nbest) if t == text and not math.isnan(score)]
-        if same:
-            index = same[0]
-        elif typed:
-            index = typed[0]
-            res.nbest[index] = (text, math.nan)
-        else:
-            res.nbest.append((text, math.nan))
-            index = len(res.nbest) - 1
-        self.choose_alternative(line, index)
+        self.corrections[res.key] = text
+        self.choose_alternative(line, _use_text(res, text))
         return True
 
     # --------------------------------------------------------------- saliency
@@ -559,6 +554,7 @@ class MainWindow(QMainWindow):
 
     def _set_document(self, doc: InkDocument, path: Optional[Path]) -> None:
         self.path = path
+        self.corrections.clear()
         self.results.set_result(None)
         self.canvas.set_document(doc)
         self.controller.schedule(0)
@@ -807,6 +803,23 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         self.autosaver.discard()
         ev.accept()
+
+
+def _use_text(res: Any, text: str) -> int:
+    """Make ``text`` a line's chosen alternative: the recognised one that reads so, else a
+    typed one (score NaN, shown as "typed"; one per line, replaced by the next). Returns its index."""
+    same = [i for i, (t, score) in enumerate(res.nbest) if t == text and not math.isnan(score)]
+    typed = [i for i, (t, score) in enumerate(res.nbest) if math.isnan(score)]
+    if same:
+        index = same[0]
+    elif typed:
+        index = typed[0]
+        res.nbest[index] = (text, math.nan)
+    else:
+        res.nbest.append((text, math.nan))
+        index = len(res.nbest) - 1
+    res.chosen = index
+    return index
 
 
 def _line_key(ink: Ink) -> tuple:

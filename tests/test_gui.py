@@ -437,6 +437,7 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
 def test_correct_line_types_the_label_that_saving_lines_uses(qtbot, make_window, tmp_path):
     from inkread.formats import read_ink
     w = make_window()
+    w.ask_text = lambda title, label, text: "never asked"
     assert not w.correct_line() and "wait for the text" in w.errors[-1]
     w.controller.set_recognizer(FakeRecognizer(), "fake")
     draw(w.canvas, squiggle(40, 90))
@@ -461,6 +462,10 @@ def test_correct_line_types_the_label_that_saving_lines_uses(qtbot, make_window,
     wait_text(qtbot, w, "cab\nab")
     w.ask_text = lambda title, label, text: "   "  # nothing typed: nothing changes
     assert not w.correct_line()
+    first = w.results.result.lines[0]
+    w.act_lm.toggle()  # decoding changes: every line is recognised again, the typed text stays
+    qtbot.waitUntil(lambda: w.results.result.lines[0] is not first, timeout=5000)
+    assert w.results.text.text() == "cab\nab" and w.results.result.lines[0].chosen == 2
     w.ask_folder = lambda title: str(tmp_path)
     assert w.save_lines() == 2
     assert sorted(read_ink(f).text for f in tmp_path.glob("*.json")) == ["ab", "cab"]
