@@ -349,7 +349,8 @@ class MainWindow(QMainWindow):
         from inkread.finetune import ADVISED_LINES  # torch is loaded by now; not at start-up
         lines = f"{result.lines} line{'s' * (result.lines != 1)}"
         self._status(f"Fine-tuned on {lines}: now using {result.out.name}", 0)
-        text = [f"Fine-tuned {result.base.name} on {lines} in {result.seconds:.0f} s. "
+        stopped = f" (stopped after {result.steps} steps)" if result.stopped == "stopped on request" else ""
+        text = [f"Fine-tuned {result.base.name} on {lines} in {result.seconds:.0f} s{stopped}. "
                 f"Greedy errors on {'them' if result.lines != 1 else 'it'}: "
                 f"{100 * result.before:.1f}% before, {100 * result.after:.1f}% after.",
                 f"Now using {result.out}. Settings > Use the default model goes back."]

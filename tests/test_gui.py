@@ -400,7 +400,7 @@ def test_save_lines_writes_one_labelled_file_per_line_for_fine_tuning(qtbot, mak
     assert sorted(read_ink(f).text for f in (tmp_path / "mine").glob("line-*.json")) == ["AB", "a", "ab"]
 
 def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_result(
-        qtbot, make_window, tmp_path):
+        qtbot, make_window, tmp_path, monkeypatch):
     from inkread.checkpoint import load
     from recog_helpers import save_tiny_model, write_native_dir
     w = make_window(recognizer=FakeRecognizer())
@@ -430,8 +430,17 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
     assert len(w.canvas.doc) == 1
     assert w.fine_tune()  # again, with the fine-tuned model in use: it starts from base.pt again
     qtbot.waitUntil(lambda: len(w.infos) == 2, timeout=60000)
-    assert w.infos[1].startswith("Fine-tuned base.pt on 6 lines")
+    assert w.infos[1].startswith("Fine-tuned base.pt on 6 lines") and "stopped" not in w.infos[1]
     assert Path(w.settings.value("model/path")) != path
+    from inkread import finetune as ft
+    real = ft.fine_tune  # a fine-tune long enough to stop by hand
+    monkeypatch.setattr(ft, "fine_tune", lambda *a, **k: real(*a, **{**k, "epochs": 100000}))
+    assert w.fine_tune()
+    qtbot.waitUntil(lambda: "step 3 of" in w.busy_label.text(), timeout=30000)
+    assert w.act_finetune.text() == "Stop &fine-tuning"
+    assert not w.fine_tune()  # the same action stops it; the model so far is kept and used
+    qtbot.waitUntil(lambda: len(w.infos) == 3, timeout=30000)
+    assert "(stopped after" in w.infos[2] and w.act_finetune.text() == "&Fine-tune on my writing..."
 
 
 def test_correct_line_types_the_label_that_saving_lines_uses(qtbot, make_window, tmp_path):
