@@ -21,7 +21,6 @@ refusal is reported as a :class:`CheckpointError` naming the file.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import os
 from dataclasses import dataclass, field

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .errors import DataSpecError, InkreadError
-from .ink import Ink, Stroke
+from .ink import Ink
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from .errors import OptionError
 
 if TYPE_CHECKING:
     from .datasets import Sample
+    from .ink import Ink
     from .recognizer import Recognizer
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from .alphabet import Alphabet
 from .checkpoint import load, save
 from .datasets import Dataset, Sample, load_spec
-from .errors import InkreadError, OptionError
+from .errors import OptionError
 from .features import FeatureConfig, featurize_array
 from .model import InkModel, ModelConfig
 from .words import WordBank, jitter_words
