@@ -398,16 +398,24 @@ class InkCanvas(QWidget):
         steps = ev.angleDelta().y() / 120.0
         if not steps and not ev.pixelDelta().isNull():
             steps = ev.pixelDelta().y() / (LINE_SPACING / 2)
-        dy = min(self.view.dy + steps * LINE_SPACING / 2, self._top_dy)
+        self.scroll_by(-steps * LINE_SPACING / 2)
+        ev.accept()
+
+    def scroll_by(self, pixels: float) -> None:
+        """Move the view down the page by ``pixels`` (up when negative), never above its top."""
+        dy = min(self.view.dy - pixels, self._top_dy)
         if dy != self.view.dy:
             self.view = View(self.view.scale, self.view.dx, dy)
             self._cache = None
             self.update()
-        ev.accept()
 
     def keyPressEvent(self, ev) -> None:
         if ev.key() == Qt.Key_Escape and self._points:
             self.cancel_stroke()
+            return
+        if ev.key() in (Qt.Key_PageDown, Qt.Key_PageUp) and not self._points:
+            page = max(LINE_SPACING, (self.height() // LINE_SPACING - 1) * LINE_SPACING)
+            self.scroll_by(page if ev.key() == Qt.Key_PageDown else -page)
             return
         super().keyPressEvent(ev)
 

@@ -179,6 +179,12 @@ def test_wheel_scrolls_the_page_down_for_more_lines_and_not_above_its_top(qtbot,
     _wheel(c, 10)  # back up, and no further than the top
     assert c.view.dy == 0.0
     assert darkest(40, 70, 70, 95) < 100 and darkest(200, 230, 70, 95) > 200
+    QTest.keyClick(c, Qt.Key_PageDown)  # a window's worth of guide lines, less one
+    assert c.view.dy == -(c.height() // LINE_SPACING - 1) * LINE_SPACING < 0
+    QTest.keyClick(c, Qt.Key_PageUp)
+    QTest.keyClick(c, Qt.Key_PageUp)
+    assert c.view.dy == 0.0
+    _wheel(c, -3)
     c.fit_view()
     assert c.view.dy == 0.0
 
