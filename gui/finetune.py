@@ -38,10 +38,19 @@ class FineTuner(QObject):
         super().__init__(parent)
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
+        self._busy = False
+        # Connected first, so it runs on the UI thread before anyone else hears of the end.
+        self.finished.connect(self._ended)
+        self.failed.connect(self._ended)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """From start() until the UI thread has received the end (not the thread's own exit,
+        which comes a moment after it reported)."""
+        return self._busy
+
+    def _ended(self, *_: object) -> None:
+        self._busy = False
 
     def start(self, lines: str, base: Optional[str], models_dir: Path) -> Path:
         """Fine-tune ``base`` (None: the default model) on the lines in ``lines``; returns the output path.
@@ -56,6 +65,7 @@ class FineTuner(QObject):
             n += 1
             out = out.with_name(f"{out.stem.split('+')[0]}+{n}.pt")
         self._stop.clear()
+        self._busy = True
         self._thread = threading.Thread(target=self._work, args=(lines, base, out), daemon=True,
                                         name="inkread-finetune")
         self._thread.start()

@@ -346,7 +346,6 @@ class MainWindow(QMainWindow):
         if self.closing:
             return
         self.set_model_path(str(result.out))
-        from inkread.finetune import ADVISED_LINES  # torch is loaded by now; not at start-up
         lines = f"{result.lines} line{'s' * (result.lines != 1)}"
         self._status(f"Fine-tuned on {lines}: now using {result.out.name}", 0)
         stopped = f" (stopped after {result.steps} steps)" if result.stopped == "stopped on request" else ""
@@ -354,14 +353,7 @@ class MainWindow(QMainWindow):
                 f"Greedy errors on {'them' if result.lines != 1 else 'it'}: "
                 f"{100 * result.before:.1f}% before, {100 * result.after:.1f}% after.",
                 f"Now using {result.out}. Settings > Use the default model goes back."]
-        if result.lines < ADVISED_LINES:
-            text.append(f"Fewer than {ADVISED_LINES} lines were measured to help little on new writing: "
-                        "save more lines and fine-tune again.")
-        if result.skipped:
-            text.append(f"Skipped {len(result.skipped)}: " + "; ".join(
-                f"{Path(name).name}: {why.split(': ', 1)[-1] if why.startswith(str(name)) else why}"
-                for name, why in result.skipped[:5])
-                + (" ..." if len(result.skipped) > 5 else ""))
+        text += [t[0].upper() + t[1:] for t in (result.advice, result.skipped_text(5)) if t]
         self.show_info("Fine-tuning done", "\n\n".join(text))
 
     def _fine_tune_failed(self, message: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,16 +55,26 @@ class FineTuneResult:
     after: float = math.nan
     stopped: str = ""
 
+    @property
+    def advice(self) -> str:
+        """A warning when there were too few lines to expect a gain, else ''."""
+        if self.lines >= ADVISED_LINES:
+            return ""
+        return (f"Fewer than {ADVISED_LINES} lines were measured to help little on new writing: "
+                "save more lines and fine-tune again.")
+
+    def skipped_text(self, limit: int = 3) -> str:
+        """'skipped N: file: reason; ...' for the first ``limit`` skipped lines, or ''."""
+        if not self.skipped:
+            return ""
+        text = f"skipped {len(self.skipped)}: " + "; ".join(_named(k, v) for k, v in self.skipped[:limit])
+        return text + (" ..." if len(self.skipped) > limit else "")
+
     def summary(self) -> str:
         text = (f"{self.out}: fine-tuned on {self.lines} line{'s' * (self.lines != 1)}, "
                 f"{self.steps} step{'s' * (self.steps != 1)} in {self.seconds:.0f} s; greedy CER on those lines "
                 f"{100 * self.before:.1f}% before, {100 * self.after:.1f}% after")
-        if self.lines < ADVISED_LINES:
-            text += f" (fewer than {ADVISED_LINES} lines: measured to help little on new writing; save more)"
-        if self.skipped:
-            text += f"; skipped {len(self.skipped)}: " + "; ".join(_named(k, v) for k, v in self.skipped[:3])
-            text += " ..." if len(self.skipped) > 3 else ""
-        return text
+        return "; ".join(t for t in (text, self.skipped_text(), self.advice) if t)
 
 
 def _named(name: str, why: str) -> str:
@@ -135,19 +144,17 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
         raise OptionError(f"{ds.spec}: no line to fine-tune on ({why})")
     cfg = TrainConfig(epochs=epochs, lr=lr, warmup_steps=warmup_steps, patience=epochs + 1, seed=seed,
                       threads=threads, checkpoint_minutes=1e9)
-    train = Dataset(ds.spec, usable)
-    with tempfile.TemporaryDirectory(prefix="inkread-finetune-") as tmp:
-        run = build_run([train], [1.0], None, Path(tmp), init.model.cfg, init.feature_config, cfg,
-                        alphabet=init.alphabet.chars)
-        run.write_files = False
-        run.model.load_state_dict(init.model.state_dict())
-        run.val = list(run.sources[0])
-        before = validate(run.model, run.val, run.fcfg, run.alphabet, cfg)["val_cer"]
-        run.val = []  # no model selection: the last step is the result
-        t0 = time.monotonic()
-        done = fit(run, on_step=(lambda r, total: on_step(r.step, total)) if on_step else None)
-        seconds = time.monotonic() - t0
-        after = validate(run.model, list(run.sources[0]), run.fcfg, run.alphabet, cfg)["val_cer"]
+    # No validation set (the last step is the result) and no run folder: nothing is written but ``out``.
+    run = build_run([Dataset(ds.spec, usable)], [1.0], None, out.parent, init.model.cfg,
+                    init.feature_config, cfg, alphabet=init.alphabet.chars)
+    run.write_files = False
+    run.model.load_state_dict(init.model.state_dict())
+    items = list(run.sources[0])
+    before = validate(run.model, items, run.fcfg, run.alphabet, cfg)["val_cer"]
+    t0 = time.monotonic()
+    done = fit(run, on_step=(lambda r, total: on_step(r.step, total)) if on_step else None)
+    seconds = time.monotonic() - t0
+    after = validate(run.model, items, run.fcfg, run.alphabet, cfg)["val_cer"]
     meta = dict(init.meta or {})
     meta["fine_tune"] = {"from": str(base_path.resolve()), "lines": len(usable), "steps": done["step"],
                          "epochs": epochs, "lr": lr, "seconds": round(seconds, 1),

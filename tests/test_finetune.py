@@ -87,14 +87,14 @@ def test_finetune_command_prints_what_it_did_and_names_bad_input(tmp_path, lines
     assert main(["finetune", str(lines), "--model", str(base), "-o", str(tmp_path / "m.pt"),
                  "--epochs", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    assert "fine-tuned on 6 lines, 2 steps" in out and "skipped 2" in out and "fewer than" not in out
+    assert "fine-tuned on 6 lines, 2 steps" in out and "skipped 2" in out and "ewer than" not in out
     two = tmp_path / "two"
     two.mkdir()
     for name in ("ab.json", "bd.json"):
         (two / name).write_bytes((lines / name).read_bytes())
     assert main(["finetune", str(two), "--model", str(base), "-o", str(tmp_path / "m2.pt"), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert "fine-tuned on 2 lines" in out and "fewer than 4 lines" in out
+    assert "fine-tuned on 2 lines" in out and "Fewer than 4 lines" in out
     assert load(tmp_path / "m.pt").meta["fine_tune"]["epochs"] == 2
     assert main(["finetune", str(tmp_path / "nowhere"), "--model", str(base), "-o", str(tmp_path / "n.pt")]) == 2
     err = capsys.readouterr().err
