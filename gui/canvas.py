@@ -46,6 +46,8 @@ LINE_SPACING = 120.0
 GAP_AFTER_LOAD = 0.3
 #: How close (logical pixels) the eraser must pass to a stroke to remove it.
 ERASER_RADIUS = 8.0
+#: Zoom limits, relative to the fitted view, and the step of one wheel notch or key press.
+MIN_ZOOM, MAX_ZOOM, ZOOM_STEP = 0.25, 8.0, 1.25
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class InkCanvas(QWidget):
         super().__init__(parent)
         self.doc = InkDocument()
         self.view = View()
-        self._top_dy = 0.0  # view.dy with the top of the page at the top: scrolling stops there
+        self._home = View()  # the fitted view: its top left is the page's, its scale zoom 1
         self.show_guides = True
         self._points: list[tuple[float, float, float, Optional[float]]] = []
         self._source: Optional[str] = None  # "mouse" | "tablet" | "touch" while a stroke is open
@@ -200,9 +202,47 @@ class InkCanvas(QWidget):
                 s = min(w / max(x1 - x0, 1e-9), h / max(y1 - y0, 1e-9),
                         0.8 * LINE_SPACING * n_lines / max(y1 - y0, 1e-9))
                 self.view = View(s, margin - s * x0, 0.25 * LINE_SPACING - s * y0)
-        self._top_dy = self.view.dy
+        self._home = self.view
         self._cache = None
         self.update()
+
+    @property
+    def zoom(self) -> float:
+        """The view's scale relative to the fitted view (1 after :meth:`fit_view`)."""
+        return self.view.scale / self._home.scale
+
+    def set_view(self, scale: float, dx: float, dy: float) -> None:
+        """Show the page at ``scale`` with offsets ``dx, dy``, never left of or above the page.
+
+        The page's top left corner is that of the fitted view; the ink keeps its
+        coordinates, only the view moves (with the guide lines).
+        """
+        z = scale / self._home.scale
+        view = View(scale, min(dx, self._home.dx * z), min(dy, self._home.dy * z))
+        if view != self.view:
+            self.view = view
+            self._cache = None
+            self.update()
+
+    def scroll_by(self, pixels: float, horizontal: float = 0.0) -> None:
+        """Move the view down the page by ``pixels`` (up when negative) and right by ``horizontal``."""
+        self.set_view(self.view.scale, self.view.dx - horizontal, self.view.dy - pixels)
+
+    def zoom_by(self, factor: float, center: Optional[QPointF] = None) -> None:
+        """Zoom by ``factor`` (within MIN_ZOOM..MAX_ZOOM), keeping the ink under ``center`` in place."""
+        if self._points:
+            return  # not while a stroke is being written
+        z = min(max(self.zoom * factor, MIN_ZOOM), MAX_ZOOM)
+        f = z * self._home.scale / self.view.scale
+        c = center if center is not None else QPointF(self.width() / 2, self.height() / 2)
+        self.set_view(self.view.scale * f, c.x() - (c.x() - self.view.dx) * f,
+                      c.y() - (c.y() - self.view.dy) * f)
+
+    def zoom_in(self) -> None:
+        self.zoom_by(ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(1 / ZOOM_STEP)
 
     def undo(self) -> bool:
         return self._edit(self.doc.undo)
@@ -388,33 +428,35 @@ class InkCanvas(QWidget):
             self._end(pt.position(), t, p)
 
     def wheelEvent(self, ev) -> None:
-        """Scroll the page up and down (half a guide line a wheel step), never above its top.
+        """Scroll the page (half a guide line a wheel step), never above its top or left of it.
 
-        The ink keeps its coordinates; only the view moves, with the guide lines, so a
-        page can hold more lines than the window shows.
+        The wheel scrolls down and up; with Shift, or a horizontal wheel, sideways; with
+        Ctrl it zooms about the pointer. The ink keeps its coordinates; only the view
+        moves, with the guide lines, so a page can hold more and longer lines than the
+        window shows.
         """
         if self._points:
             return  # not while a stroke is being written
-        steps = ev.angleDelta().y() / 120.0
-        if not steps and not ev.pixelDelta().isNull():
-            steps = ev.pixelDelta().y() / (LINE_SPACING / 2)
-        self.scroll_by(-steps * LINE_SPACING / 2)
+        step = LINE_SPACING * self.zoom / 2
+        delta = ev.angleDelta()
+        sx, sy = delta.x() / 120.0, delta.y() / 120.0
+        if not (sx or sy) and not ev.pixelDelta().isNull():
+            sx, sy = ev.pixelDelta().x() / step, ev.pixelDelta().y() / step
+        if ev.modifiers() & Qt.ControlModifier:
+            self.zoom_by(ZOOM_STEP ** (sy or sx), ev.position())
+        elif ev.modifiers() & Qt.ShiftModifier:
+            self.scroll_by(0.0, -(sx or sy) * step)
+        else:
+            self.scroll_by(-sy * step, -sx * step)
         ev.accept()
-
-    def scroll_by(self, pixels: float) -> None:
-        """Move the view down the page by ``pixels`` (up when negative), never above its top."""
-        dy = min(self.view.dy - pixels, self._top_dy)
-        if dy != self.view.dy:
-            self.view = View(self.view.scale, self.view.dx, dy)
-            self._cache = None
-            self.update()
 
     def keyPressEvent(self, ev) -> None:
         if ev.key() == Qt.Key_Escape and self._points:
             self.cancel_stroke()
             return
         if ev.key() in (Qt.Key_PageDown, Qt.Key_PageUp) and not self._points:
-            page = max(LINE_SPACING, (self.height() // LINE_SPACING - 1) * LINE_SPACING)
+            spacing = LINE_SPACING * self.zoom
+            page = max(spacing, (self.height() // spacing - 1) * spacing)
             self.scroll_by(page if ev.key() == Qt.Key_PageDown else -page)
             return
         super().keyPressEvent(ev)
@@ -426,7 +468,7 @@ class InkCanvas(QWidget):
 
     def _stroke_pixels(self, s: Stroke) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, y = self.view.to_widget(s.x, s.y)
-        return x, y, pen_widths(s.pressure, len(s))
+        return x, y, pen_widths(s.pressure, len(s), self.zoom)
 
     def _draw_into_cache(self, stroke: Stroke) -> None:
         painter = QPainter(self._cache)
@@ -465,17 +507,19 @@ class InkCanvas(QWidget):
                 draw_polyline(painter, x, y, w * (1.0 + 1.5 * levels), colors=heat_rgb(levels))
 
     def _draw_guides(self, painter: QPainter) -> None:
+        """Baseline and x-height guides every LINE_SPACING of the fitted view, zoomed with the ink."""
         base = QPen(QColor(120, 160, 220, 150), 1.0)
         mid = QPen(QColor(120, 160, 220, 70), 1.0, Qt.DashLine)
-        y, w = LINE_SPACING * 0.8 + (self.view.dy - self._top_dy) % LINE_SPACING, self.width()
-        if y - LINE_SPACING > 0:
-            y -= LINE_SPACING  # a scrolled page: the guide above the first full one shows too
-        while y < self.height():
+        z, w = self.zoom, self.width()
+        spacing = LINE_SPACING * z
+        first = LINE_SPACING * 0.8 * z + self.view.dy - self._home.dy * z  # the page's first baseline
+        y = first + np.floor(-first / spacing) * spacing  # the last baseline above the top
+        while y - LINE_SPACING * 0.3 * z < self.height():
             painter.setPen(mid)  # x-height guide
-            painter.drawLine(QPointF(0, y - LINE_SPACING * 0.3), QPointF(w, y - LINE_SPACING * 0.3))
+            painter.drawLine(QPointF(0, y - LINE_SPACING * 0.3 * z), QPointF(w, y - LINE_SPACING * 0.3 * z))
             painter.setPen(base)  # baseline
             painter.drawLine(QPointF(0, y), QPointF(w, y))
-            y += LINE_SPACING
+            y += spacing
 
     def paintEvent(self, ev: QPaintEvent) -> None:
         if self._cache is None or self._cache_key != self._key():
@@ -494,7 +538,7 @@ class InkCanvas(QWidget):
                 draw_polyline(painter, x, y, np.full(len(pts), 2 * ERASER_RADIUS),
                               color=QColor(220, 60, 60, 70))
             else:
-                draw_polyline(painter, x, y, pen_widths(pr, len(pts)))
+                draw_polyline(painter, x, y, pen_widths(pr, len(pts), self.zoom))
         painter.end()
 
     def _draw_boxes(self, painter: QPainter) -> None:

@@ -158,7 +158,11 @@ class MainWindow(QMainWindow):
         self.act_correct = a("C&orrect line text...", self.correct_line, QKeySequence("F2"),
                              "Type what the current line says (its label for fine-tuning)")
         self.act_recognize = a("&Recognise now", self.controller.request_now, QKeySequence("F5"))
-        self.act_fit = a("&Fit ink to view", self.canvas.fit_view, QKeySequence("Ctrl+0"))
+        self.act_fit = a("&Fit ink to view", self.canvas.fit_view, QKeySequence("Ctrl+0"),
+                         "Show the whole ink at writing size (undoes zooming and scrolling)")
+        self.act_zoom_in = a("Zoom &in", self.canvas.zoom_in, [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")],
+                             "Or Ctrl + mouse wheel; Shift + wheel scrolls sideways")
+        self.act_zoom_out = a("Zoom &out", self.canvas.zoom_out, [QKeySequence.ZoomOut])
         self.act_guides = a("Writing &guide lines", self._set_guides, None, checkable=True)
         self.act_demo = a("&Demo panel", self.demo_dock.setVisible, QKeySequence("Ctrl+D"),
                           checkable=True)
@@ -185,8 +189,9 @@ class MainWindow(QMainWindow):
                     self.act_correct, self.act_recognize):
             edit.addSeparator() if act is None else edit.addAction(act)
         view = bar.addMenu("&View")
-        for act in (self.act_fit, self.act_guides, self.act_demo, self.act_replay):
-            view.addAction(act)
+        for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_guides,
+                    self.act_demo, self.act_replay):
+            view.addSeparator() if act is None else view.addAction(act)
         settings = bar.addMenu("&Settings")
         for act in (self.act_model, self.act_default_model, self.act_lm, None, self.act_finetune):
             settings.addSeparator() if act is None else settings.addAction(act)

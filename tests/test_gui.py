@@ -151,12 +151,13 @@ def test_eraser_removes_the_strokes_it_touches_and_undo_brings_them_back(qtbot, 
     wait_text(qtbot, w, "abc")
 
 
-def _wheel(widget, notches: float) -> None:
+def _wheel(widget, notches: float, modifiers=Qt.NoModifier, pos=(200, 200), horizontal: float = 0) -> None:
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QWheelEvent
-    pos = QPointF(200, 200)
-    ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, int(120 * notches)),
-                     Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    pos = QPointF(*pos)
+    ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0),
+                     QPoint(int(120 * horizontal), int(120 * notches)),
+                     Qt.NoButton, modifiers, Qt.NoScrollPhase, False)
     widget.wheelEvent(ev)
 
 
@@ -187,6 +188,56 @@ def test_wheel_scrolls_the_page_down_for_more_lines_and_not_above_its_top(qtbot,
     _wheel(c, -3)
     c.fit_view()
     assert c.view.dy == 0.0
+
+
+def test_zoom_keeps_the_ink_under_the_pointer_and_the_guides_with_the_ink(qtbot, make_window):
+    from inkread.gui.canvas import LINE_SPACING, MAX_ZOOM, MIN_ZOOM
+    w = make_window(recognizer=FakeRecognizer())
+    c = w.canvas
+    draw(c, squiggle(40, 90))
+
+    def ink_at(x, y):
+        return c.view.to_ink(QPointF(x, y))
+    before = ink_at(300, 150)
+    _wheel(c, 2, Qt.ControlModifier, pos=(300, 150))  # two notches in, about the pointer
+    assert c.zoom == pytest.approx(1.25 ** 2)
+    assert ink_at(300, 150) == pytest.approx(before)
+    # a stroke written now is stored in page units: a third guide line's squiggle is a
+    # smaller one, on the page's first line as the guides show it
+    baseline_widget = LINE_SPACING * 0.8 * c.zoom + c.view.dy
+    assert ink_at(0, baseline_widget)[1] == pytest.approx(LINE_SPACING * 0.8)
+    draw(c, squiggle(300, baseline_widget))
+    s0, s1 = c.doc.strokes
+    assert float(np.ptp(s1.y)) == pytest.approx(float(np.ptp(s0.y)) / c.zoom, rel=0.1)
+    assert float(s1.y.max()) == pytest.approx(LINE_SPACING * 0.8, abs=1)
+    wait_text(qtbot, w, "ab")  # one line
+    img = c.grab().toImage()  # the guide is drawn where the page's baseline now is
+    y, x = int(round(baseline_widget)), c.width() - 5
+    reds = [img.pixelColor(x, y + d).red() for d in (-1, 0, 1)]
+    assert min(reds) < 200 < img.pixelColor(x, y - 20).red()  # a guide here, none between
+    for _ in range(20):
+        w.act_zoom_in.trigger()
+    assert c.zoom == pytest.approx(MAX_ZOOM)
+    for _ in range(40):
+        w.act_zoom_out.trigger()
+    assert c.zoom == pytest.approx(MIN_ZOOM)
+    assert c.view.dx <= 0 and c.view.dy <= 0  # never left of or above the page
+    w.act_fit.trigger()
+    assert c.zoom == 1.0 and (c.view.dx, c.view.dy) == (0.0, 0.0)
+
+
+def test_shift_wheel_scrolls_sideways_for_long_lines_and_not_left_of_the_page(make_window):
+    from inkread.gui.canvas import LINE_SPACING
+    w = make_window(recognizer=FakeRecognizer())
+    c = w.canvas
+    _wheel(c, -4, Qt.ShiftModifier)  # four steps right: two guide spacings
+    assert (c.view.dx, c.view.dy) == (-2 * LINE_SPACING, 0.0)
+    draw(c, squiggle(40, 90))
+    assert float(c.doc.strokes[0].x.min()) == pytest.approx(40 + 2 * LINE_SPACING)
+    _wheel(c, 0, horizontal=-2)  # a horizontal wheel scrolls sideways too
+    assert c.view.dx == -3 * LINE_SPACING
+    _wheel(c, 10, Qt.ShiftModifier)  # back, and no further than the page's left edge
+    assert c.view.dx == 0.0
 
 
 def test_tablet_eraser_end_erases_without_eraser_mode(make_window):
