@@ -197,6 +197,100 @@ def write_errors(path: os.PathLike | str, rows: Sequence[tuple]) -> None:
         raise OptionError(f"cannot write ({exc.strerror or exc})", path) from None
 
 
+def read_errors(path: os.PathLike | str) -> list[tuple[str, str, str]]:
+    """(id, reference, hypothesis) of each line of a :func:`write_errors` file.
+
+    Raises:
+        FormatError: a missing or unreadable file, a wrong header, a short row or a
+            repeated id (naming the file and the line).
+    """
+    from .errors import FormatError
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except FileNotFoundError:
+        raise FormatError("no such file", path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise FormatError(f"cannot read ({getattr(exc, 'strerror', None) or exc})", path) from None
+    if not rows or rows[0][:3] != ["id", "reference", "hypothesis"]:
+        raise FormatError("not an `inkread eval --errors` file (its header is id, reference, "
+                          "hypothesis, ...)", path, "line 1")
+    out, seen = [], set()
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) < 3:
+            raise FormatError(f"{len(row)} columns, expected at least 3", path, f"line {n}")
+        if row[0] in seen:
+            raise FormatError(f"id {row[0]!r} appears twice", path, f"line {n}")
+        seen.add(row[0])
+        out.append((row[0], row[1], row[2]))
+    return out
+
+
+@dataclass
+class Comparison:
+    """Two evaluations of the same lines, line by line (see :func:`compare`)."""
+
+    lines: int
+    ref_chars: int
+    errors_a: int
+    errors_b: int
+    better: int        # lines where B makes fewer character errors than A
+    worse: int         # lines where B makes more
+    interval: tuple[float, float]  # 95% bootstrap interval of errors_b - errors_a
+    draws: int
+    only_a: int = 0    # lines of A missing from B, and the reverse (not compared)
+    only_b: int = 0
+
+    @property
+    def difference(self) -> int:
+        return self.errors_b - self.errors_a
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(difference=self.difference, cer_a=self.errors_a / max(self.ref_chars, 1),
+                 cer_b=self.errors_b / max(self.ref_chars, 1), interval=list(self.interval))
+        return d
+
+
+def compare(a: Sequence[tuple[str, str, str]], b: Sequence[tuple[str, str, str]], draws: int = 10000,
+            seed: int = 0, crossed_out: str = "keep", names: tuple[str, str] = ("A", "B")) -> Comparison:
+    """Paired comparison of two models' outputs on the same lines ((id, reference, hypothesis) rows).
+
+    Character errors are counted again from each reference and hypothesis (as ``inkread
+    eval`` counts them, with ``crossed_out``); the interval resamples the common lines
+    with replacement ``draws`` times and takes the 2.5 and 97.5 percentiles of the summed
+    per-line differences (B minus A): an interval that excludes 0 is a difference
+    another sample of lines like these would likely show too.
+
+    Raises:
+        OptionError: no line in common, or a line whose reference differs between the two.
+    """
+    import numpy as np
+    ref_b = {i: (r, h) for i, r, h in b}
+    common = [(i, r, h) for i, r, h in a if i in ref_b]
+    if not common:
+        raise OptionError(f"{names[0]} and {names[1]} have no line id in common")
+    ea, eb, nchars = [], [], 0
+    for i, r, h in common:
+        rb, hb = ref_b[i]
+        if normalize(rb) != normalize(r):
+            raise OptionError(f"line {i!r} has different references in {names[0]} and {names[1]} "
+                              f"({r!r} and {rb!r}): not the same data")
+        sa, sb = Scores(crossed_out=crossed_out), Scores(crossed_out=crossed_out)
+        ea.append(sa.add(r, h)[0])
+        eb.append(sb.add(rb, hb)[0])
+        nchars += sa.ref_chars
+    d = np.asarray(eb, dtype=np.int64) - np.asarray(ea, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    sums = np.array([d[rng.integers(0, len(d), len(d))].sum() for _ in range(draws)]) if draws else d.sum()[None]
+    lo, hi = np.percentile(sums, [2.5, 97.5])
+    ids_a = {i for i, _, _ in a}
+    return Comparison(len(common), nchars, int(sum(ea)), int(sum(eb)), int((d < 0).sum()),
+                      int((d > 0).sum()), (float(lo), float(hi)), draws,
+                      len(a) - len(common), sum(1 for i, _, _ in b if i not in ids_a))
+
+
 # --------------------------------------------------------------------- tuning
 def emissions_of(recognizer: "Recognizer", inks: Sequence, batch_size: int = 16) -> list:
     """Per ink the (T', C) float32 log-probabilities of the network (None for empty ink)."""

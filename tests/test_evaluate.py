@@ -157,3 +157,66 @@ def test_cli_eval_robustness_options(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:  # refused while parsing, before any data is read
         main(["eval", "--data", f"native:{data}", "--model", str(model), "--scale", "0"])
     assert stop.value.code == 2 and "--scale" in capsys.readouterr().err
+
+
+def _errors_file(path, rows):
+    write_errors(path, [(i, r, h, 0, 0) for i, r, h in rows])  # edit columns are counted again
+    return str(path)
+
+
+def test_compare_counts_lines_and_the_bootstrap_interval_excludes_zero_only_for_a_real_gain(tmp_path):
+    from inkread.evaluate import compare, read_errors
+    refs = [(f"l{k}", "the quick fox", "the quick fox") for k in range(40)]
+    a = [(i, r, "tha quick fix") for i, r, _ in refs]  # 2 errors a line
+    b = [(i, r, "the quick fix") if k % 4 else (i, r, "tha quick fix") for k, (i, r, _) in enumerate(refs)]
+    pa, pb = _errors_file(tmp_path / "a.tsv", a), _errors_file(tmp_path / "b.tsv", b)
+    assert read_errors(pa) == a
+    c = compare(read_errors(pa), read_errors(pb), draws=2000)
+    assert (c.lines, c.ref_chars, c.errors_a, c.errors_b) == (40, 40 * 13, 80, 50)
+    assert (c.better, c.worse, c.difference) == (30, 0, -30)
+    lo, hi = c.interval
+    assert lo <= -30 <= hi < 0  # B is better on 30 of 40 lines and never worse
+    same = compare(a, list(reversed(a)), draws=500)  # order does not matter: lines pair by id
+    assert (same.difference, same.better, same.worse, same.interval) == (0, 0, 0, (0.0, 0.0))
+    # one line better, one worse by as much: no difference shown
+    mixed = [(i, r, "the quick fox") if k == 0 else (i, r, "tha quicc fixx") if k == 1 else (i, r, h)
+             for k, (i, r, h) in enumerate(a)]
+    m = compare(a, mixed, draws=2000)
+    assert m.difference == 0 and m.better == 1 and m.worse == 1 and m.interval[0] < 0 < m.interval[1]
+    part = compare(a[:10], b, draws=0)
+    assert (part.lines, part.only_a, part.only_b) == (10, 0, 30)
+
+
+def test_compare_refuses_other_data_and_malformed_files_in_one_line(tmp_path, capsys):
+    a = _errors_file(tmp_path / "a.tsv", [("l1", "a cat", "a cot"), ("l2", "dog", "dog")])
+    other = _errors_file(tmp_path / "o.tsv", [("l1", "a hat", "a hat")])
+    assert main(["compare", a, other]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'l1' has different references" in err and len(err.splitlines()) == 1
+    disjoint = _errors_file(tmp_path / "d.tsv", [("x9", "dog", "dog")])
+    assert main(["compare", a, disjoint]) == 2
+    assert "no line id in common" in capsys.readouterr().err
+    bad = tmp_path / "bad.tsv"
+    for text, where in [("not a header\n", "line 1"), ("id\treference\thypothesis\nl1\tonly two\n", "line 2"),
+                        ("id\treference\thypothesis\nl1\ta\tb\nl1\ta\tb\n", "line 3")]:
+        bad.write_text(text, encoding="utf-8")
+        assert main(["compare", a, str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"bad.tsv: {where}:" in err and len(err.splitlines()) == 1
+    assert main(["compare", a, str(tmp_path / "missing.tsv")]) == 2
+    assert "missing.tsv: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", a, a, "--draws", "-1"])
+    assert "--draws" in capsys.readouterr().err
+
+
+def test_cli_compare_prints_the_verdict(tmp_path, capsys):
+    refs = [f"line {k} of text" for k in range(30)]
+    a = _errors_file(tmp_path / "a.tsv", [(f"i{k}", r, r.replace("t", "l")) for k, r in enumerate(refs)])
+    b = _errors_file(tmp_path / "b.tsv", [(f"i{k}", r, r) for k, r in enumerate(refs)])
+    assert main(["compare", a, b, "--draws", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "B better on 30 lines, worse on 0" in out and "B is better" in out
+    assert main(["compare", b, a, "--json", "--draws", "1000"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["difference"] == 60 and d["interval"][0] > 0 and d["cer_a"] == 0.0

@@ -66,4 +66,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [("eval", "measure CER and WER of a model on labelled data", configure, run)]
+def configure_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A.tsv", help="an `inkread eval --errors` file (the baseline)")
+    p.add_argument("b", metavar="B.tsv", help="another, of the same data (the candidate)")
+    p.add_argument("--draws", type=whole(0), default=10000, metavar="N",
+                   help="bootstrap resamples of the lines (default 10000; 0: none)")
+    p.add_argument("--seed", type=whole(0), default=0, metavar="S", help="of the resampling")
+    p.add_argument("--crossed-out", choices=("keep", "drop"), default="keep",
+                   help="as for `inkread eval` (default keep)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from ..evaluate import compare, read_errors
+    c = compare(read_errors(args.a), read_errors(args.b), args.draws, args.seed, args.crossed_out,
+                names=(args.a, args.b))
+    if args.json:
+        print(json.dumps(dict(c.to_dict(), a=args.a, b=args.b)))
+        return 0
+    d = c.to_dict()
+    print(f"lines:     {c.lines} in both ({c.ref_chars} reference characters)"
+          + (f"; {c.only_a} only in A, {c.only_b} only in B (not compared)" if c.only_a or c.only_b else ""))
+    print(f"A:         {c.errors_a} character errors, CER {100 * d['cer_a']:.2f}%  ({args.a})")
+    print(f"B:         {c.errors_b} character errors, CER {100 * d['cer_b']:.2f}%  ({args.b})")
+    print(f"B - A:     {c.difference:+d} errors ({100 * (d['cer_b'] - d['cer_a']):+.2f} points); "
+          f"B better on {c.better} lines, worse on {c.worse}")
+    if c.draws:
+        lo, hi = c.interval
+        verdict = ("B is better" if hi < 0 else "B is worse" if lo > 0 else "no difference shown")
+        print(f"95%:       {lo:+.0f} to {hi:+.0f} errors ({c.draws} resamples of the lines): {verdict}")
+    return 0
+
+
+COMMANDS = [("eval", "measure CER and WER of a model on labelled data", configure, run),
+            ("compare", "is one model better than another? two `eval --errors` files, line by line",
+             configure_compare, run_compare)]
