@@ -38,10 +38,13 @@ models/lm-en.md.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import math
 import os
+import shutil
 import re
 import textwrap
 import unicodedata
@@ -246,20 +249,34 @@ class CharLM:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._prepare()
+
+    def _prepare(self, derived: Optional[dict] = None) -> None:
+        """Lookup state; ``derived`` ({name: per-order arrays} of :data:`_DERIVED`, from the
+        load cache) saves computing the arrays."""
         self.base = len(self.vocab) + FIRST_CHAR
         self.index = {c: i + FIRST_CHAR for i, c in enumerate(self.vocab)}
-        self._p = [np.exp(lp.astype(np.float64)) for lp in self.logp]
-        self._bow = [np.exp(b.astype(np.float64)) for b in self.logbow]
         self._cache: dict[tuple, np.ndarray] = {}
         self._vcache: dict[tuple, np.ndarray] = {}
         self._tables: dict[tuple, Optional[tuple[dict, float]]] = {}
         self._log_uniform = -math.log(max(self.base - 1, 1))
-        # per order: the predicted id of every n-gram, and each context's slice of keys
-        self._w = [k % self.base for k in self.keys]
-        self._span = [(k.searchsorted(c * self.base), k.searchsorted(c * self.base + self.base))
-                      for k, c in zip(self.keys, self.ctx)]
+        if derived is not None:
+            self._p, self._bow, self._w = derived["p"], derived["bow"], derived["w"]
+            self._span = list(zip(derived["span_lo"], derived["span_hi"]))
+        else:
+            self._p = [np.exp(lp.astype(np.float64)) for lp in self.logp]
+            self._bow = [np.exp(b.astype(np.float64)) for b in self.logbow]
+            # per order: the predicted id of every n-gram, and each context's slice of keys
+            self._w = [k % self.base for k in self.keys]
+            self._span = [(k.searchsorted(c * self.base), k.searchsorted(c * self.base + self.base))
+                          for k, c in zip(self.keys, self.ctx)]
         self._uniform = np.full(self.base, 1.0 / max(self.base - 1, 1))
         self._uniform[BOS] = 0.0
+
+    def _derived(self) -> dict[str, list[np.ndarray]]:
+        return {"keys": self.keys, "logp": self.logp, "ctx": self.ctx, "logbow": self.logbow,
+                "p": self._p, "bow": self._bow, "w": self._w,
+                "span_lo": [a for a, _ in self._span], "span_hi": [b for _, b in self._span]}
 
     # ----------------------------------------------------------- states
     def start(self) -> tuple:
@@ -456,12 +473,22 @@ class CharLM:
         if not path.is_file():
             raise CheckpointError("no such language model file", path)
         try:
-            with np.load(path, allow_pickle=False) as z:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read ({exc.strerror or exc})", path) from None
+        key = hashlib.sha256(data).hexdigest()[:32]
+        lm = _read_cache(cls, key)
+        if lm is not None:
+            return lm
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError ...
             raise CheckpointError(f"not an inkread language model ({type(exc).__name__}: {exc})"[:300],
                                   path) from None
-        return cls._from_arrays(arrays, path)
+        lm = cls._from_arrays(arrays, path)
+        _write_cache(lm, key)
+        return lm
 
     @classmethod
     def _from_arrays(cls, arrays: dict, path: Path) -> "CharLM":
@@ -643,3 +670,73 @@ def _backoff(lm: CharLM, key: np.ndarray, p: np.ndarray, k: int, B: int):
     den = 1.0 - np.add.reduceat(lower, starts)
     bow = np.maximum(num, 1e-12) / np.maximum(den, 1e-12)
     return h[starts], bow
+
+
+# ------------------------------------------------------------------ load cache
+#: Arrays a loaded LM is made of (per order), as the load cache stores them.
+_DERIVED = ("keys", "logp", "ctx", "logbow", "p", "bow", "w", "span_lo", "span_hi")
+#: Bump when the cached layout or the derived arrays change.
+_CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where loaded LMs are cached, inflated and indexed: ``$INKREAD_LM_CACHE``, else
+    ``~/.cache/inkread/lm``. Only the first load of a file pays for inflating and indexing
+    it; later loads map the arrays from there (about 8 times the file's size on disk)."""
+    return Path(os.environ.get("INKREAD_LM_CACHE") or Path.home() / ".cache" / "inkread" / "lm")
+
+
+def _cache_path(key: str) -> Path:
+    return cache_dir() / f"{key}-v{LM_VERSION}.{_CACHE_VERSION}"
+
+
+def _write_cache(lm: "CharLM", key: str) -> None:
+    """Store ``lm``'s arrays under ``key`` (the file's hash); a failure only costs speed."""
+    final = _cache_path(key)
+    if final.is_dir():
+        return
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, arrays in lm._derived().items():
+            for k, a in enumerate(arrays, start=1):
+                np.save(tmp / f"{name}{k}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        words = "\n".join(sorted(lm.lexicon.words)) if lm.lexicon else ""
+        (tmp / "lexicon.txt").write_text(words, encoding="utf-8")
+        # written last: a folder without it is incomplete
+        (tmp / "meta.json").write_text(json.dumps({"order": lm.order, "vocab": lm.vocab, "meta": lm.meta}),
+                                       encoding="utf-8")
+        os.replace(tmp, final)
+    except OSError as exc:  # a read-only home, a full disk, another process first
+        log.info("LM not cached (%s)", exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_cache(cls: type, key: str) -> Optional["CharLM"]:
+    """The LM cached under ``key``, its arrays memory-mapped; None if absent or damaged
+    (a damaged entry is removed, to be written again)."""
+    path = _cache_path(key)
+    if not (path / "meta.json").is_file():
+        return None
+    try:
+        head = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        order = int(head["order"])
+        derived = {name: [np.load(path / f"{name}{k}.npy", mmap_mode="r", allow_pickle=False)
+                          for k in range(1, order + 1)] for name in _DERIVED}
+        for k in range(order):
+            n, m = len(derived["keys"][k]), len(derived["ctx"][k])
+            if any(len(derived[x][k]) != n for x in ("logp", "p", "w")) or \
+                    any(len(derived[x][k]) != m for x in ("logbow", "bow", "span_lo", "span_hi")):
+                raise ValueError(f"arrays of order {k + 1} have mismatched lengths")
+        words = (path / "lexicon.txt").read_text(encoding="utf-8")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("cached LM %s unusable (%s): reading the file again", path.name, str(exc)[:200])
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    lm = cls.__new__(cls)
+    lm.order, lm.vocab, lm.meta = order, head["vocab"], head["meta"]
+    lm.keys, lm.logp, lm.ctx, lm.logbow = (derived[x] for x in ("keys", "logp", "ctx", "logbow"))
+    lm.lexicon = Lexicon(words.split("\n")) if words else None
+    lm._prepare(derived)
+    return lm

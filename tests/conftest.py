@@ -6,8 +6,9 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _onnx_cache_in_tmp(tmp_path_factory):
-    """Recognition writes ONNX graphs to a cache; keep the tests' in a temporary folder."""
+    """Recognition caches ONNX graphs and loaded LMs; keep the tests' in temporary folders."""
     mp = pytest.MonkeyPatch()
     mp.setenv("INKREAD_ONNX_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
+    mp.setenv("INKREAD_LM_CACHE", str(tmp_path_factory.mktemp("lm-cache")))
     yield
     mp.undo()

@@ -76,6 +76,50 @@ def test_save_load_round_trip(tmp_path):
         assert "meta" in z.files and json.loads(z["meta"].tobytes())["format"] == "inkread-charlm"
 
 
+def _same_lm(a: CharLM, b: CharLM, meta: bool = True) -> None:
+    assert (a.order, a.vocab) == (b.order, b.vocab)
+    if meta:  # (a file's meta also names order, vocab and lexicon size; tuples come back as lists)
+        assert json.loads(json.dumps(a.meta)) == json.loads(json.dumps(b.meta))
+    assert (a.lexicon is None) == (b.lexicon is None)
+    if a.lexicon is not None:
+        assert a.lexicon.words == b.lexicon.words
+    for ctx in ["", "t", "th", "the ", "the c", "zzq", "that is the thing", "a cat and a"]:
+        np.testing.assert_array_equal(a.log_dist(_state(a, ctx)), b.log_dist(_state(b, ctx)))
+        assert a.logprob(ctx) == b.logprob(ctx)
+
+
+def test_a_loaded_lm_is_cached_and_read_back_the_same(tmp_path, monkeypatch, caplog):
+    from inkread import lm as lm_mod
+    monkeypatch.setenv("INKREAD_LM_CACHE", str(tmp_path / "cache"))
+    built = CharLM.build(LINES, order=4, min_counts=(1, 1, 2, 2), lexicon_size=5, meta={"source": "test"})
+    path = tmp_path / "lm.npz"
+    built.save(path)
+    first = CharLM.load(path)  # from the file; writes the cache
+    entries = list((tmp_path / "cache").iterdir())
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
+    second = CharLM.load(path)  # from the cache: its arrays are mapped, not read
+    assert isinstance(second.keys[0], np.memmap)
+    _same_lm(first, second)
+    _same_lm(built, second, meta=False)
+    # another file (the same LM without its lexicon) is another entry
+    CharLM(built.order, built.vocab, built.keys, built.logp, built.ctx, built.logbow).save(tmp_path / "b.npz")
+    assert CharLM.load(tmp_path / "b.npz").lexicon is None
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    # a damaged entry is noticed, dropped and written again
+    damaged = entries[0] / "logp2.npy"
+    damaged.write_bytes(damaged.read_bytes()[:60])
+    with caplog.at_level("WARNING", logger=lm_mod.__name__):
+        third = CharLM.load(path)
+    assert "unusable" in caplog.text
+    _same_lm(first, third)
+    assert isinstance(CharLM.load(path).keys[0], np.memmap)  # cached again
+    # a cache that cannot be written costs nothing but speed
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("INKREAD_LM_CACHE", str(blocker / "cache"))
+    _same_lm(first, CharLM.load(path))
+
+
 def test_bad_files_raise_checkpoint_error_naming_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such language model"):
         CharLM.load(tmp_path / "missing.npz")
