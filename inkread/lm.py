@@ -55,6 +55,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from .cache import prune, touch
 from .errors import CheckpointError, FormatError, check_writable
 
 log = logging.getLogger(__name__)
@@ -707,7 +708,8 @@ def _write_cache(lm: "CharLM", key: str) -> None:
         (tmp / "meta.json").write_text(json.dumps({"order": lm.order, "vocab": lm.vocab, "meta": lm.meta}),
                                        encoding="utf-8")
         os.replace(tmp, final)
-    except OSError as exc:  # a read-only home, a full disk, another process first
+        prune(final.parent)
+    except (OSError, TypeError, ValueError) as exc:  # a read-only home, a full disk, another process first
         log.info("LM not cached (%s)", exc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -734,6 +736,7 @@ def _read_cache(cls: type, key: str) -> Optional["CharLM"]:
         log.warning("cached LM %s unusable (%s): reading the file again", path.name, str(exc)[:200])
         shutil.rmtree(path, ignore_errors=True)
         return None
+    touch(path)
     lm = cls.__new__(cls)
     lm.order, lm.vocab, lm.meta = order, head["vocab"], head["meta"]
     lm.keys, lm.logp, lm.ctx, lm.logbow = (derived[x] for x in ("keys", "logp", "ctx", "logbow"))

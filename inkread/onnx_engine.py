@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from .cache import prune, touch
 from .errors import OptionError
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ def graph_bytes(model: "InkModel", int8: bool = False) -> bytes:
     """The serialised graph, from the cache when it holds this model's, else written and cached."""
     path = cache_dir() / f"{graph_key(model, int8)}.onnx"
     if path.is_file():
+        touch(path)
         return path.read_bytes()
     data = build_graph(model, int8).SerializeToString()
     try:
@@ -192,6 +194,7 @@ def graph_bytes(model: "InkModel", int8: bool = False) -> bytes:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+        prune(path.parent)
     except OSError as exc:  # a read-only home is no reason to fail recognition
         log.info("ONNX graph not cached (%s)", exc)
     return data
