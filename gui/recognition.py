@@ -158,21 +158,6 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def settle_memory() -> None:
-    """After a model loads: collect, then freeze what is left out of the garbage collector's reach.
-
-    torch, ONNX Runtime and the model leave some 170,000 Python objects, and each full
-    collection walks them all: on a busy 2-core machine a collection that fell inside a
-    recognition made it take 160-180 ms instead of about 20 (150 synthetic lines: max 162
-    and 178 ms, 2 lines over 50 ms; frozen: max 47 ms, none over 50). Unfreezing first lets
-    a model loaded before this one be collected.
-    """
-    import gc
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-
-
 class RecognitionController(QObject):
     """Schedules recognition of an :class:`InkDocument` and reports results.
 
@@ -236,6 +221,7 @@ class RecognitionController(QObject):
                 from inkread.recognizer import Recognizer
                 rec = Recognizer.load(path)
                 rec.warm_up()  # build the engine here, not on the first stroke
+                from inkread.recognizer import settle_memory
                 settle_memory()
             except ImportError as exc:
                 self._sig.load_failed.emit(f"the recognizer is not available in this build ({exc})")

@@ -54,6 +54,7 @@ def bench_lines(rec: Any, inks: Sequence, threads: int, beam_decoder: Any) -> di
     """
     import torch
     from .features import featurize
+    from .recognizer import settle_memory
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     t: dict[str, list[float]] = {"features": [], "network": [], "greedy": [], "beam": []}
@@ -65,6 +66,7 @@ def bench_lines(rec: Any, inks: Sequence, threads: int, beam_decoder: Any) -> di
             _, t_g = _timed(rec._greedy, lp, olen)
             _, t_b = _timed(beam_decoder, lp, olen)
             if k == 0:
+                settle_memory()  # as the app does after loading a model
                 continue  # warm-up
             for key, v in zip(t, (t_f, t_n, t_g, t_b)):
                 t[key].append(v)

@@ -237,25 +237,3 @@ def test_each_memory_cell_is_drawn_on_its_own_scale():
     assert (rgb[1, 37] == [178, 24, 43]).all()  # and its peak: full red
     assert (rgb[1, 0] == 255).all()  # zero stays white
     assert (cells_rgb(np.zeros((1, 4))) == 255).all()  # a silent cell is white, not NaN
-
-
-def test_settle_memory_freezes_what_is_left_and_frees_an_old_model_frozen_before():
-    import gc
-    import weakref
-    from inkread.gui.recognition import settle_memory
-
-    class Model:  # stands in for a loaded model: objects in a reference cycle
-        pass
-    old = Model()
-    old.me = old
-    gone = weakref.ref(old)
-    try:
-        settle_memory()  # the first model loads: it is frozen with everything else
-        assert gc.get_freeze_count() > 0
-        del old  # another model replaces it: now garbage, but frozen garbage
-        gc.collect()
-        assert gone() is not None  # a plain collection cannot reach it
-        settle_memory()  # the new model's load
-        assert gone() is None and gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()

@@ -173,3 +173,25 @@ def test_recognize_lists_an_alternative_that_differs_in_spacing_once(rec, monkey
     monkeypatch.setattr(rec, "decoder", lambda nbest, lm: with_spacing_variant)
     res = rec.recognize(make_ink("cdba"), nbest=3)
     assert res.text and [t for t, _ in res.nbest] == [res.text]
+
+
+def test_settle_memory_freezes_what_is_left_and_frees_an_old_model_frozen_before():
+    import gc
+    import weakref
+    from inkread.recognizer import settle_memory
+
+    class Model:  # stands in for a loaded model: objects in a reference cycle
+        pass
+    old = Model()
+    old.me = old
+    gone = weakref.ref(old)
+    try:
+        settle_memory()  # the first model loads: it is frozen with everything else
+        assert gc.get_freeze_count() > 0
+        del old  # another model replaces it: now garbage, but frozen garbage
+        gc.collect()
+        assert gone() is not None  # a plain collection cannot reach it
+        settle_memory()  # the new model's load
+        assert gone() is None and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
