@@ -157,6 +157,9 @@ class InkCanvas(QWidget):
         self._erase_stroke = False    # the open stroke is an eraser path
         self._ev_offset = 0.0
         self._last_end_ev: Optional[float] = None
+        self._pan_from: Optional[QPointF] = None  # where a hand-tool drag last was
+        self._space = False  # Space held: the pen or left button drags the page
+        self._pan_button = Qt.NoButton  # the mouse button of a drag
         self._cache: Optional[QPixmap] = None
         self._cache_key: tuple = ()
         self.boxes: list[CharBox] = []
@@ -304,7 +307,8 @@ class InkCanvas(QWidget):
     def set_erasing(self, on: bool) -> None:
         """Eraser mode on or off (the cursor shows which)."""
         self.erasing = bool(on)
-        self.setCursor(Qt.PointingHandCursor if self.erasing else Qt.CrossCursor)
+        if self._pan_from is None:
+            self._restore_cursor()
 
     def _begin(self, source: str, pos: QPointF, ev_t: float, pressure: Optional[float],
                erase: bool = False) -> None:
@@ -371,7 +375,44 @@ class InkCanvas(QWidget):
         self.update()
         self.strokeCancelled.emit()
 
+    # ------------------------------------------------------------ hand tool
+    def _pan_begin(self, pos: QPointF) -> None:
+        self._pan_from = QPointF(pos)
+        self.setCursor(Qt.ClosedHandCursor)
+
+    def _pan_move(self, pos: QPointF) -> None:
+        """Drag the page with the pointer (never past its top or left edge)."""
+        if self._pan_from is None:
+            return
+        d = pos - self._pan_from
+        self._pan_from = QPointF(pos)
+        self.set_view(self.view.scale, self.view.dx + d.x(), self.view.dy + d.y())
+
+    def _pan_end(self, pos: Optional[QPointF] = None) -> None:
+        if pos is not None:
+            self._pan_move(pos)
+        self._pan_from = None
+        self._restore_cursor()
+
+    def _restore_cursor(self) -> None:
+        if self._space:
+            self.setCursor(Qt.OpenHandCursor)
+        else:
+            self.setCursor(Qt.PointingHandCursor if self.erasing else Qt.CrossCursor)
+
+    @property
+    def panning(self) -> bool:
+        """A hand-tool drag (middle button, or Space held) is moving the page."""
+        return self._pan_from is not None
+
     def mousePressEvent(self, ev: QMouseEvent) -> None:
+        if self._source is None and self._pan_from is None and (
+                ev.button() == Qt.MiddleButton or (ev.button() == Qt.LeftButton and self._space)):
+            self._pan_begin(ev.position())
+            self._pan_button = ev.button()
+            return
+        if self._pan_from is not None:
+            return  # another button during a drag
         picking = ev.button() == Qt.RightButton or (
             ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier)
         if picking and self._source is None:
@@ -384,16 +425,27 @@ class InkCanvas(QWidget):
         self._begin("mouse", ev.position(), self._event_seconds(ev.timestamp()), None)
 
     def mouseMoveEvent(self, ev: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            self._pan_move(ev.position())
+            return
         if self._source == "mouse" and ev.buttons() & Qt.LeftButton:
             self._add(ev.position(), self._event_seconds(ev.timestamp()), None)
 
     def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        if self._pan_from is not None and ev.button() == self._pan_button:
+            self._pan_end(ev.position())
+            return
         if self._source == "mouse" and ev.button() == Qt.LeftButton:
             self._end(ev.position(), self._event_seconds(ev.timestamp()), None)
 
     def tabletEvent(self, ev: QTabletEvent) -> None:
         t, kind = self._event_seconds(ev.timestamp()), ev.type()
         p = float(ev.pressure())
+        if self._pan_from is not None or (kind == QEvent.TabletPress and self._space and self._source is None):
+            {QEvent.TabletPress: self._pan_begin, QEvent.TabletMove: self._pan_move}.get(
+                kind, self._pan_end)(ev.position())
+            ev.accept()
+            return
         if kind == QEvent.TabletPress and self._source is None:
             eraser = ev.pointerType() == QPointingDevice.PointerType.Eraser
             self._begin("tablet", ev.position(), t, p, erase=eraser)
@@ -451,6 +503,12 @@ class InkCanvas(QWidget):
         ev.accept()
 
     def keyPressEvent(self, ev) -> None:
+        if ev.key() == Qt.Key_Space:
+            if not ev.isAutoRepeat() and not self._space:
+                self._space = True  # the hand tool while Space is held
+                if self._pan_from is None:
+                    self._restore_cursor()
+            return
         if ev.key() == Qt.Key_Escape and self._points:
             self.cancel_stroke()
             return
@@ -460,6 +518,20 @@ class InkCanvas(QWidget):
             self.scroll_by(page if ev.key() == Qt.Key_PageDown else -page)
             return
         super().keyPressEvent(ev)
+
+    def keyReleaseEvent(self, ev) -> None:
+        if ev.key() == Qt.Key_Space and not ev.isAutoRepeat():
+            self._space = False
+            if self._pan_from is None:
+                self._restore_cursor()
+            return
+        super().keyReleaseEvent(ev)
+
+    def focusOutEvent(self, ev) -> None:
+        self._space = False  # its release goes elsewhere
+        if self._pan_from is None:
+            self._restore_cursor()
+        super().focusOutEvent(ev)
 
     # -------------------------------------------------------------- painting
     def resizeEvent(self, ev) -> None:

@@ -161,7 +161,8 @@ class MainWindow(QMainWindow):
         self.act_fit = a("&Fit ink to view", self.canvas.fit_view, QKeySequence("Ctrl+0"),
                          "Show the whole ink at writing size (undoes zooming and scrolling)")
         self.act_zoom_in = a("Zoom &in", self.canvas.zoom_in, [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")],
-                             "Or Ctrl + mouse wheel; Shift + wheel scrolls sideways")
+                             "Or Ctrl + mouse wheel; Shift + wheel scrolls sideways; "
+                             "middle-button drag or Space + drag moves the page")
         self.act_zoom_out = a("Zoom &out", self.canvas.zoom_out, [QKeySequence.ZoomOut])
         self.act_guides = a("Writing &guide lines", self._set_guides, None, checkable=True)
         self.act_demo = a("&Demo panel", self.demo_dock.setVisible, QKeySequence("Ctrl+D"),
@@ -242,7 +243,9 @@ class MainWindow(QMainWindow):
         text = "\n".join(f"{keys}\t{name}" for keys, name in self.shortcut_table())
         QMessageBox.information(self, "Keyboard shortcuts",
                                 text + "\n\nRight-click (or Ctrl+click) a character box on the "
-                                "canvas to explain it.")
+                                "canvas to explain it.\nMouse wheel: scroll; Shift+wheel: sideways; "
+                                "Ctrl+wheel: zoom.\nMiddle-button drag, or Space + drag with the "
+                                "mouse or pen: move the page.")
 
     # --------------------------------------------------------------- settings
     def _restore_settings(self) -> None:

@@ -240,6 +240,44 @@ def test_shift_wheel_scrolls_sideways_for_long_lines_and_not_left_of_the_page(ma
     assert c.view.dx == 0.0
 
 
+def _drag(canvas, button, points) -> None:
+    pts = [QPoint(int(x), int(y)) for x, y in points]
+    QTest.mousePress(canvas, button, Qt.NoModifier, pts[0])
+    for p in pts[1:]:
+        QTest.mouseMove(canvas, p, 8)
+    QTest.mouseRelease(canvas, button, Qt.NoModifier, pts[-1], 8)
+
+
+def test_middle_drag_and_space_drag_move_the_page_and_write_nothing(make_window):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
+    w = make_window(recognizer=FakeRecognizer())
+    c = w.canvas
+    draw(c, squiggle(300, 300))
+    _drag(c, Qt.MiddleButton, [(300, 300), (280, 260), (250, 220)])  # grab the page, pull it up-left
+    assert (c.view.dx, c.view.dy) == (-50.0, -80.0) and len(c.doc) == 1 and not c.panning
+    draw(c, squiggle(40, 90))  # written where the page now shows
+    assert float(c.doc.strokes[1].x.min()) == pytest.approx(90) and float(c.doc.strokes[1].y.max()) > 160
+    QTest.keyPress(c, Qt.Key_Space)  # Space held: the left button drags the page too
+    assert c.cursor().shape() == Qt.OpenHandCursor
+    _drag(c, Qt.LeftButton, [(100, 100), (120, 130)])
+    assert (c.view.dx, c.view.dy) == (-30.0, -50.0) and len(c.doc) == 2
+    dev = QPointingDevice("pen", 3, QInputDevice.DeviceType.Stylus, QPointingDevice.PointerType.Pen,
+                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure, 1, 3)
+    for kind, (x, y) in [(QEvent.TabletPress, (100, 100)), (QEvent.TabletMove, (90, 95)),
+                         (QEvent.TabletRelease, (80, 90))]:  # and the pen
+        pos = QPointF(x, y)
+        c.tabletEvent(QTabletEvent(kind, dev, pos, c.mapToGlobal(pos), 0.5, 0, 0, 0, 0, 0, Qt.NoModifier,
+                                   Qt.LeftButton, Qt.LeftButton if kind != QEvent.TabletRelease else Qt.NoButton))
+    assert (c.view.dx, c.view.dy) == (-50.0, -60.0) and len(c.doc) == 2
+    QTest.keyRelease(c, Qt.Key_Space)
+    assert c.cursor().shape() == Qt.CrossCursor
+    _drag(c, Qt.MiddleButton, [(100, 100), (400, 400)])  # no further than the page's top left
+    assert (c.view.dx, c.view.dy) == (0.0, 0.0)
+    draw(c, squiggle(40, 300))  # without Space the left button writes again
+    assert len(c.doc) == 3 and float(c.doc.strokes[2].x.min()) == pytest.approx(40)
+
+
 def test_tablet_eraser_end_erases_without_eraser_mode(make_window):
     from PySide6.QtCore import QEvent
     from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
