@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QColor, QFont, QInputDevice, QMouseEvent, QPainter, QPainterPath,
+from PySide6.QtGui import (QColor, QEventPoint, QFont, QInputDevice, QMouseEvent, QPainter, QPainterPath,
                            QPaintEvent, QPen, QPixmap, QPointingDevice, QTabletEvent, QTouchEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -160,6 +160,7 @@ class InkCanvas(QWidget):
         self._pan_from: Optional[QPointF] = None  # where a hand-tool drag last was
         self._space = False  # Space held: the pen or left button drags the page
         self._pan_button = Qt.NoButton  # the mouse button of a drag
+        self._gesture: Optional[tuple[QPointF, float]] = None  # two fingers: (centre, spread)
         self._cache: Optional[QPixmap] = None
         self._cache_key: tuple = ()
         self.boxes: list[CharBox] = []
@@ -441,7 +442,8 @@ class InkCanvas(QWidget):
     def tabletEvent(self, ev: QTabletEvent) -> None:
         t, kind = self._event_seconds(ev.timestamp()), ev.type()
         p = float(ev.pressure())
-        if self._pan_from is not None or (kind == QEvent.TabletPress and self._space and self._source is None):
+        if self._pan_from is not None or (
+                kind == QEvent.TabletPress and self._space and self._source is None):
             {QEvent.TabletPress: self._pan_begin, QEvent.TabletMove: self._pan_move}.get(
                 kind, self._pan_end)(ev.position())
             ev.accept()
@@ -468,6 +470,11 @@ class InkCanvas(QWidget):
         if ev.type() == QEvent.TouchCancel or not ev.points():
             if self._source == "touch":
                 self.cancel_stroke()
+            self._gesture = None
+            return
+        down = [pt.position() for pt in ev.points() if pt.state() != QEventPoint.State.Released]
+        if len(down) >= 2 or self._gesture is not None:
+            self._two_fingers(down)
             return
         pt, t = ev.points()[0], self._event_seconds(ev.timestamp())
         has_pressure = bool(ev.device() and ev.device().capabilities() & QInputDevice.Capability.Pressure)
@@ -478,6 +485,30 @@ class InkCanvas(QWidget):
             self._add(pt.position(), t, p)
         elif ev.type() == QEvent.TouchEnd and self._source == "touch":
             self._end(pt.position(), t, p)
+
+    def _two_fingers(self, down: list[QPointF]) -> None:
+        """Two fingers move the page and pinch-zoom it; the first finger's stroke is dropped.
+
+        Writing resumes once every finger has left the screen.
+        """
+        if self._source == "touch":
+            self.cancel_stroke()
+        if len(down) < 2:
+            if not down:
+                self._gesture = None  # all fingers up
+            elif self._gesture is not None:
+                self._gesture = (self._gesture[0], 0.0)  # one left: wait, no zoom on return
+            return
+        a, b = down[0], down[1]
+        center = (a + b) / 2
+        dist = float(np.hypot(a.x() - b.x(), a.y() - b.y()))
+        if self._gesture is not None and self._gesture[1] > 0:
+            before, d0 = self._gesture
+            shift = center - before
+            self.set_view(self.view.scale, self.view.dx + shift.x(), self.view.dy + shift.y())
+            if dist > 0:
+                self.zoom_by(dist / d0, center)
+        self._gesture = (QPointF(center), dist)
 
     def wheelEvent(self, ev) -> None:
         """Scroll the page (half a guide line a wheel step), never above its top or left of it.

@@ -245,7 +245,8 @@ class MainWindow(QMainWindow):
                                 text + "\n\nRight-click (or Ctrl+click) a character box on the "
                                 "canvas to explain it.\nMouse wheel: scroll; Shift+wheel: sideways; "
                                 "Ctrl+wheel: zoom.\nMiddle-button drag, or Space + drag with the "
-                                "mouse or pen: move the page.")
+                                "mouse or pen: move the page.\nTouch: one finger writes; two move the page and "
+                                "pinch to zoom.")
 
     # --------------------------------------------------------------- settings
     def _restore_settings(self) -> None:

@@ -267,8 +267,9 @@ def test_middle_drag_and_space_drag_move_the_page_and_write_nothing(make_window)
     for kind, (x, y) in [(QEvent.TabletPress, (100, 100)), (QEvent.TabletMove, (90, 95)),
                          (QEvent.TabletRelease, (80, 90))]:  # and the pen
         pos = QPointF(x, y)
+        buttons = Qt.LeftButton if kind != QEvent.TabletRelease else Qt.NoButton
         c.tabletEvent(QTabletEvent(kind, dev, pos, c.mapToGlobal(pos), 0.5, 0, 0, 0, 0, 0, Qt.NoModifier,
-                                   Qt.LeftButton, Qt.LeftButton if kind != QEvent.TabletRelease else Qt.NoButton))
+                                   Qt.LeftButton, buttons))
     assert (c.view.dx, c.view.dy) == (-50.0, -60.0) and len(c.doc) == 2
     QTest.keyRelease(c, Qt.Key_Space)
     assert c.cursor().shape() == Qt.CrossCursor
@@ -315,6 +316,30 @@ def test_tablet_pressure_and_touch(make_window):
     QTest.touchEvent(c, touch).move(0, QPoint(120, 190)).commit()
     QTest.touchEvent(c, touch).release(0, QPoint(130, 185)).commit()
     assert len(c.doc) == 2 and len(c.doc.strokes[-1]) >= 2
+
+
+def test_two_fingers_move_and_pinch_zoom_the_page_and_write_nothing(make_window):
+    w = make_window(recognizer=FakeRecognizer())
+    c = w.canvas
+    touch = QTest.createTouchDevice()
+    QTest.touchEvent(c, touch).press(0, QPoint(300, 300)).commit()  # a stroke begins...
+    QTest.touchEvent(c, touch).move(0, QPoint(302, 300)).press(1, QPoint(400, 300)).commit()
+    assert c._source is None  # ...and is dropped when a second finger lands
+    QTest.touchEvent(c, touch).move(0, QPoint(272, 260)).move(1, QPoint(370, 260)).commit()  # both up-left
+    assert (c.view.dx, c.view.dy) == (-30.0, -40.0) and c.zoom == 1.0
+    centre = QPointF(c._gesture[0])  # as the canvas saw it (QTest's touch points may sit a pixel or two off)
+    before = c.view.to_ink(centre)
+    QTest.touchEvent(c, touch).move(0, QPoint(223, 260)).move(1, QPoint(419, 260)).commit()  # spread x2
+    assert c.zoom == pytest.approx(2.0)
+    assert c._gesture[0] == centre and c.view.to_ink(centre) == pytest.approx(before)  # about the centre
+    QTest.touchEvent(c, touch).release(0, QPoint(223, 260)).move(1, QPoint(500, 500)).commit()
+    view = c.view  # one finger left: it neither writes nor moves the page
+    QTest.touchEvent(c, touch).release(1, QPoint(500, 500)).commit()
+    assert c.view == view and len(c.doc) == 0
+    QTest.touchEvent(c, touch).press(0, QPoint(100, 200)).commit()  # then one finger writes again
+    QTest.touchEvent(c, touch).move(0, QPoint(120, 190)).commit()
+    QTest.touchEvent(c, touch).release(0, QPoint(130, 185)).commit()
+    assert len(c.doc) == 1
 
 
 def test_strokes_are_drawn_antialiased_with_pressure_width(make_window):
