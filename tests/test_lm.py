@@ -144,6 +144,32 @@ def test_bad_files_raise_checkpoint_error_naming_the_file(tmp_path):
         CharLM.load(tmp_path / "cut.npz")
 
 
+def test_files_store_byte_planes_and_version_1_files_still_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("INKREAD_LM_CACHE", str(tmp_path / "cache"))
+    lm = CharLM.build(LINES * 20, order=4, lexicon_size=5)
+    lm.save(tmp_path / "v2.npz")
+    with np.load(tmp_path / "v2.npz") as z:
+        planes = {k: z[k] for k in z.files}
+    assert json.loads(planes["meta"].tobytes())["version"] == 2
+    assert planes["dkeys3"].dtype == np.uint8 and planes["dkeys3"].shape == (8, len(lm.keys[2]))
+    assert planes["qlogp3"].shape == (2, len(lm.keys[2])) and planes["logbow3"].shape == (4, len(lm.ctx[2]))
+    loaded = CharLM.load(tmp_path / "v2.npz")
+    _same_lm(lm, loaded, meta=False)
+    # the same model as a version 1 file (plain 1-D arrays, as shipped until 2026-12-06)
+    v1 = dict(planes, meta=np.frombuffer(json.dumps(dict(json.loads(planes["meta"].tobytes()), version=1))
+                                         .encode(), np.uint8))
+    for k in range(1, 5):
+        v1.update({f"dkeys{k}": np.diff(lm.keys[k - 1], prepend=0), f"dctx{k}": np.diff(lm.ctx[k - 1], prepend=0),
+                   f"qlogp{k}": np.round(-lm.logp[k - 1] * 1024).astype(np.uint16),
+                   f"logbow{k}": lm.logbow[k - 1].astype(np.float32)})
+    np.savez_compressed(tmp_path / "v1.npz", **v1)
+    _same_lm(loaded, CharLM.load(tmp_path / "v1.npz"))
+    # a plane array of the wrong width is named
+    np.savez_compressed(tmp_path / "bad.npz", **dict(planes, dctx2=planes["dctx2"][:4]))
+    with pytest.raises(CheckpointError, match="dctx2"):
+        CharLM.load(tmp_path / "bad.npz")
+
+
 def test_text_reading_wraps_and_reports_bad_files(tmp_path):
     f = tmp_path / "t.txt"
     f.write_text("one two three four five six seven\neight nine\n\nten eleven\n", encoding="utf-8")
