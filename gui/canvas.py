@@ -26,8 +26,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QColor, QEventPoint, QFont, QInputDevice, QMouseEvent, QPainter, QPainterPath,
-                           QPaintEvent, QPen, QPixmap, QPointingDevice, QTabletEvent, QTouchEvent)
+from PySide6.QtGui import (QColor, QEventPoint, QFont, QInputDevice, QMouseEvent, QPainter,
+                           QPainterPath, QPaintEvent, QPen, QPixmap, QPointingDevice, QTabletEvent,
+                           QTouchEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from inkread.ink import Stroke
