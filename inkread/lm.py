@@ -521,8 +521,9 @@ class CharLM:
                 if a is not None and meta["version"] >= 2:
                     a = _from_planes(a, kind)
                 if a is None or a.ndim != 1 or not np.can_cast(a.dtype, kind, "same_kind"):
-                    raise CheckpointError(f"field '{field_}{k}' is missing, not 1-D or not {np.dtype(kind)}",
-                                          path)
+                    shape = f"byte planes of {np.dtype(kind)}" if meta["version"] >= 2 else \
+                        f"1-D {np.dtype(kind)}"
+                    raise CheckpointError(f"field '{field_}{k}' is missing or not {shape}", path)
                 a = a.astype(kind, copy=False)
                 parts[name].append(decode(a) if decode is not None else a)
             if len(parts["keys"][-1]) != len(parts["logp"][-1]) or \

@@ -166,7 +166,7 @@ def test_files_store_byte_planes_and_version_1_files_still_load(tmp_path, monkey
     _same_lm(loaded, CharLM.load(tmp_path / "v1.npz"))
     # a plane array of the wrong width is named
     np.savez_compressed(tmp_path / "bad.npz", **dict(planes, dctx2=planes["dctx2"][:4]))
-    with pytest.raises(CheckpointError, match="dctx2"):
+    with pytest.raises(CheckpointError, match="dctx2.*byte planes of int64"):
         CharLM.load(tmp_path / "bad.npz")
 
 
