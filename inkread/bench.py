@@ -94,18 +94,21 @@ def bench_train_step(rec: Any, samples: Sequence, batch: int, steps: int = 3,
     torch.set_num_threads(threads or old)
     try:
         out = _train_step_times(rec, samples, batch, steps)
+        from .train import bf16_native
+        if bf16_native():  # what `inkread train --bf16` would take here
+            out["step_bf16_s"] = _train_step_times(rec, samples, batch, steps, bf16=True)["step_s"]
     finally:
         torch.set_num_threads(old)
     out["threads"] = threads or old
     return out
 
 
-def _train_step_times(rec: Any, samples: Sequence, batch: int, steps: int) -> dict:
+def _train_step_times(rec: Any, samples: Sequence, batch: int, steps: int, bf16: bool = False) -> dict:
     import copy
 
     import torch
     import torch.nn.functional as F
-    from .train import Item, TrainConfig, make_batch
+    from .train import Item, TrainConfig, make_batch, train_autocast
     items = []
     for s in list(samples)[:batch]:
         arr = s.ink.to_array()
@@ -113,14 +116,15 @@ def _train_step_times(rec: Any, samples: Sequence, batch: int, steps: int) -> di
                           s.ink.time_synthesized, len(arr)))
     model = copy.deepcopy(rec.model).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    cfg, rng = TrainConfig(), np.random.default_rng(0)
+    cfg, rng = TrainConfig(bf16=bf16), np.random.default_rng(0)
     step_s, build_s, shapes = [], [], None
     for k in range(steps + 1):
         t0 = time.perf_counter()
         b = make_batch(items, rec.feature_config, rng, cfg)
         t1 = time.perf_counter()
-        lp, olen = model(b["x"], b["lengths"])
-        loss = F.ctc_loss(lp.transpose(0, 1), b["targets"], olen, b["target_lengths"],
+        with train_autocast(cfg):
+            lp, olen = model(b["x"], b["lengths"])
+        loss = F.ctc_loss(lp.float().transpose(0, 1), b["targets"], olen, b["target_lengths"],
                           blank=0, zero_infinity=True)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,8 +135,10 @@ def _train_step_times(rec: Any, samples: Sequence, batch: int, steps: int) -> di
             build_s.append(t1 - t0)
         shapes = (tuple(b["x"].shape), int(b["lengths"].sum()), tuple(lp.shape))
     (B, T, _), valid, (_, T_out, _) = shapes  # type: ignore[misc]
-    bare = _bare_lstm(rec.model, B, T_out, steps)
     step = float(np.median(step_s))
+    if bf16:
+        return {"step_s": step}
+    bare = _bare_lstm(rec.model, B, T_out, steps)
     return {"batch": B, "input_frames": valid, "padded_input_frames": B * T, "output_frames": B * T_out,
             "step_s": step, "batch_build_s": float(np.median(build_s)),
             "input_frames_per_s": valid / step, "output_frames_per_s": B * T_out / step,
@@ -266,6 +272,9 @@ def format_report(r: dict) -> str:
                     f"{t['input_frames_per_s']:.0f} input frames/s, {t['output_frames_per_s']:.0f} LSTM frames/s",
                 f"bare nn.LSTM fwd+bwd, same size: {t['bare_lstm_step_s']:.3f} s, "
                 f"{t['bare_lstm_output_frames_per_s']:.0f} frames/s; step / bare = {t['step_over_bare_lstm']:.2f}"]
+        if "step_bf16_s" in t:
+            out.append(f"train step in bfloat16 (inkread train --bf16): {t['step_bf16_s']:.3f} s, "
+                       f"{t['step_s'] / t['step_bf16_s']:.2f}x the float32 speed")
     out.append("")
     for key, label in (("synth_lines_per_second", "synthetic lines/s"), ("saliency", "saliency")):
         if key in r:

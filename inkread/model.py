@@ -145,6 +145,8 @@ class InkModel(nn.Module):
             h = layer(self.drop(h) if hidden else h, out_len)  # (B, T', 2H)
             hidden.append(h)
         logits = self.head(self.drop(h))  # (B, T', C)
+        if logits.dtype != torch.float32:  # under bfloat16 autocast (train --bf16): log-probs in float32
+            logits = logits.float()
         lp = F.log_softmax(logits, dim=-1)
         return (lp, out_len, hidden) if return_hidden else (lp, out_len)
 

@@ -41,6 +41,10 @@ def test_bench_run_report(tmp_path):
     assert r["peak_rss_mb"] > 10
     text = bench.format_report(r)
     assert "onnx, 1 thr" in text and "torch, 2 thr" in text and "train step" in text and "peak memory" in text
+    from inkread.train import bf16_native
+    assert ("step_bf16_s" in t) == bf16_native()  # timed where `train --bf16` would be faster
+    if bf16_native():
+        assert t["step_bf16_s"] > 0 and "train step in bfloat16" in text
     json.dumps(r)
 
 

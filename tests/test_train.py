@@ -564,3 +564,31 @@ def test_resume_checks_its_overrides_too(tmp_path, capsys):
         main(["train", "--resume", str(tmp_path / "nowhere"), "--lr", "0"])
     assert stop.value.code == 2
     assert "--lr: 0 is not above 0" in capsys.readouterr().err
+
+
+def test_bf16_option_runs_the_forward_pass_in_bfloat16_and_is_kept_on_resume(tmp_path):
+    """--bf16 is stored in the run, survives --resume, trains to a finite loss, and puts the
+    network's layers (not the loss) in bfloat16; without it everything stays float32."""
+    from inkread.cli import main
+    from inkread.train import resume_run, train_autocast
+    from recog_helpers import write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    common = ["--hidden-size", "8", "--num-layers", "1", "--conv-channels", "4", "--threads", "1"]
+    assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "r"), "--epochs", "1",
+                 "--bf16", *common]) == 0
+    ts = load(tmp_path / "r" / "last.pt").train_state
+    assert ts["train_config"]["bf16"] is True
+    run, _ = resume_run(tmp_path / "r", {})
+    assert run.cfg.bf16 is True
+    rows = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2 and np.isfinite(float(rows[1].split(",")[3]))  # train_loss
+    assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "f"), "--epochs", "1",
+                 *common]) == 0
+    assert load(tmp_path / "f" / "last.pt").train_state["train_config"]["bf16"] is False
+
+    model = run.model.train()
+    b = make_batch(run.sources[0][:3], run.fcfg, None, run.cfg)
+    for bf16, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        with train_autocast(dataclasses.replace(run.cfg, bf16=bf16)):
+            lp, _, hidden = model(b["x"], b["lengths"], return_hidden=True)
+        assert hidden[0].dtype == dtype and lp.dtype == torch.float32

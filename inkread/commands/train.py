@@ -53,8 +53,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     choices = {"word_split": SPLIT_RULES}
     for f in dataclasses.fields(TrainConfig):
         kind = type(f.default)
-        if kind is bool:
-            g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false")
+        if kind is bool and f.default:
+            g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const",
+                           const=False, default=None)
+        elif kind is bool:
+            g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, action="store_const",
+                           const=True, default=None, help=_FLAG_HELP.get(f.name))
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES.get(f.name, kind), default=None,
                            choices=choices.get(f.name), help=f"default {f.default}")
@@ -69,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device not in (None, "cpu") and not _cuda_ok(args.device):
         raise OptionError(f"--device {args.device}: no CUDA device is available here")
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f.name, None) is not None and not isinstance(f.default, bool)}
-    over.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if isinstance(f.default, bool) and getattr(args, f.name) is False})
+            if getattr(args, f.name, None) is not None}
     _init_dist()
     from ..errors import check_writable
     if args.out and not args.resume:
@@ -136,6 +138,12 @@ _TYPES = {
     "word_mix": number(0, 10), "patience": whole(1), "checkpoint_minutes": number(above=0),
     "max_minutes": number(least=0), "seed": whole(0), "val_limit": whole(0), "threads": whole(0),
     "keep_epochs": whole(0),
+}
+
+
+_FLAG_HELP = {
+    "bf16": "run the forward pass in bfloat16 (autocast; float32 master weights, loss and validation): "
+            "about 1.5x faster steps on a CPU with AVX512-BF16 or AMX, slower on one without",
 }
 
 
