@@ -68,6 +68,8 @@ class TrainConfig:
     device: str = "cpu"            # "cuda" trains on a GPU where there is one
     keep_epochs: int = 0           # keep the models of the last N epochs as epochNNN.pt (to average)
     bf16: bool = False             # forward pass under bfloat16 autocast (see train_autocast); validation in float32
+    teachers: str = ""             # comma-separated model files: --distill learns their mean per-frame distribution
+    distill: float = 0.0           # weight of that distillation term against CTC (0 = off)
 
 
 # ----------------------------------------------------------------- data
@@ -289,6 +291,7 @@ class Run:
     skipped_batches: int = 0
     history: list = field(default_factory=list)
     word_bank: Optional[WordBank] = None  # --word-mix: built from the first source, never stored
+    teachers: list = field(default_factory=list)  # --teachers: networks in eval mode, never stored
     write_files: bool = True      # False: no checkpoints or metrics in ``out`` (inkread.finetune)
 
 
@@ -324,7 +327,44 @@ def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
     run = Run(out, model, alpha, fcfg, cfg, sources, list(weights), val, specs)
     if cfg.word_mix > 0:
         run.word_bank = word_bank(sources[0], train_specs[0], cfg.word_split)
+    run.teachers = load_teachers(cfg, alpha, fcfg, mcfg)
     return run
+
+
+def load_teachers(cfg: TrainConfig, alphabet: Alphabet, fcfg: FeatureConfig,
+                  mcfg: ModelConfig) -> list[InkModel]:
+    """The ``--teachers`` networks, checked to read the same features into the same frames
+    and characters as the network they teach."""
+    paths = [p.strip() for p in cfg.teachers.split(",") if p.strip()]
+    if bool(paths) != (cfg.distill > 0):
+        raise OptionError("--distill W (above 0) and --teachers M1,M2,... go together")
+    out = []
+    for p in paths:
+        t = load(p)
+        why = ("its alphabet differs" if t.alphabet.chars != alphabet.chars
+               else "its features differ" if t.feature_config != fcfg
+               else f"its network subsamples by {t.model.cfg.subsample}, not {mcfg.subsample}"
+               if t.model.cfg.subsample != mcfg.subsample else "")
+        if why:
+            raise OptionError(f"--teachers {p}: {why} from the network it would teach")
+        out.append(t.model.eval())
+    return out
+
+
+def distill_loss(teachers: Sequence[InkModel], x: torch.Tensor, lengths: torch.Tensor,
+                 lp: torch.Tensor, olen: torch.Tensor, target_lengths: torch.Tensor,
+                 cfg: TrainConfig) -> torch.Tensor:
+    """KL divergence from the teachers' ensemble to the network, summed over each line's
+    frames and divided by its target length (as CTC's mean reduction is), averaged over lines.
+
+    The ensemble is the renormalised mean of the teachers' log-probabilities per frame
+    (what reading them together greedily uses); the teachers run without dropout or gradient.
+    """
+    with torch.no_grad(), train_autocast(cfg):
+        t = torch.stack([m(x, lengths)[0].float() for m in teachers]).mean(0).log_softmax(-1)
+    mask = torch.arange(lp.shape[1], device=lp.device)[None, :] < olen.to(lp.device)[:, None]
+    kl = (t.exp() * (t - lp.float())).sum(-1) * mask  # (B, T')
+    return (kl.sum(1) / target_lengths.to(lp.device).clamp(min=1)).mean()
 
 
 def word_bank(items: Sequence[Item], spec: str, rule: str = "fixed") -> WordBank:
@@ -465,6 +505,9 @@ def _train_step(run: Run, model: torch.nn.Module, opt: torch.optim.Optimizer, ba
         lp, olen = model(batch["x"], batch["lengths"])
     loss = F.ctc_loss(lp.float().transpose(0, 1), batch["targets"], olen, batch["target_lengths"],
                       blank=0, reduction="mean", zero_infinity=True)
+    if run.teachers:
+        kd = distill_loss(run.teachers, batch["x"], batch["lengths"], lp, olen, batch["target_lengths"], run.cfg)
+        loss = (1 - run.cfg.distill) * loss + run.cfg.distill * kd
     opt.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
         log.warning("step %d: loss is %s; batch skipped", run.step, float(loss))
@@ -518,6 +561,8 @@ def fit(run: Run, opt_state: Optional[dict] = None,
     if cfg.bf16 and cfg.device == "cpu" and not bf16_native() and rank == 0:
         log.warning("--bf16: this CPU has no native bfloat16 arithmetic; training will be slower, not faster")
     run.model.to(cfg.device)
+    for t in run.teachers:
+        t.to(cfg.device)
     model: torch.nn.Module = run.model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel

@@ -592,3 +592,63 @@ def test_bf16_option_runs_the_forward_pass_in_bfloat16_and_is_kept_on_resume(tmp
         with train_autocast(dataclasses.replace(run.cfg, bf16=bf16)):
             lp, _, hidden = model(b["x"], b["lengths"], return_hidden=True)
         assert hidden[0].dtype == dtype and lp.dtype == torch.float32
+
+
+def _kd_on_first_batch(run) -> float:
+    from inkread.train import distill_loss
+    b = make_batch(run.sources[0], run.fcfg, None, run.cfg)
+    run.model.eval()
+    with torch.no_grad():
+        lp, olen = run.model(b["x"], b["lengths"])
+        kd = distill_loss(run.teachers, b["x"], b["lengths"], lp, olen, b["target_lengths"], run.cfg)
+    run.model.train()
+    return float(kd)
+
+
+def test_distill_teaches_the_network_its_teachers_mean_distribution(tmp_path):
+    """--distill 1 with two teachers: the KL from their ensemble to the network falls to a
+    fraction of where it started; the teachers are stored by path and reloaded on resume."""
+    from inkread.checkpoint import save
+    from inkread.train import resume_run
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    paths = []
+    for seed in (11, 12):
+        paths.append(str(tmp_path / f"t{seed}.pt"))
+        save(paths[-1], tiny_model(seed=seed), ALPHABET, FeatureConfig(), meta={})
+    cfg = TrainConfig(epochs=60, lr=1e-2, warmup_steps=5, augment=False, checkpoint_minutes=100, seed=2,
+                      batch_frames=100000, teachers=",".join(paths), distill=1.0, patience=1000)
+    run = build_run([f"native:{data}"], [1.0], None, tmp_path / "r", tiny_model(seed=13).cfg, FeatureConfig(),
+                    cfg, alphabet=ALPHABET.chars)
+    assert len(run.teachers) == 2 and not any(t.training for t in run.teachers)
+    before = _kd_on_first_batch(run)
+    fit(run)
+    after = _kd_on_first_batch(run)
+    assert before > 0.05 and after < 0.2 * before, (before, after)
+    resumed, _ = resume_run(tmp_path / "r", {})
+    assert len(resumed.teachers) == 2 and resumed.cfg.teachers == ",".join(paths)
+    assert _kd_on_first_batch(resumed) == pytest.approx(after, rel=1e-4)
+
+
+def test_distill_options_are_checked_in_one_line(tmp_path, capsys):
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    save(tmp_path / "s.pt", tiny_model(seed=1), ALPHABET, FeatureConfig(), meta={})
+    save(tmp_path / "t3.pt", tiny_model(seed=2, subsample=3), ALPHABET, FeatureConfig(), meta={})
+    base = ["train", "--init", str(tmp_path / "s.pt"), "--train", f"native:{data}", "--epochs", "1"]
+    for extra, message in (
+            (["--distill", "0.5"], "--distill W (above 0) and --teachers M1,M2,... go together"),
+            (["--teachers", str(tmp_path / "s.pt")], "go together"),
+            (["--teachers", str(tmp_path / "t3.pt"), "--distill", "0.5"],
+             f"--teachers {tmp_path / 't3.pt'}: its network subsamples by 3, not 2"),
+            (["--teachers", str(tmp_path / "none.pt"), "--distill", "0.5"], "none.pt"),
+            (["--teachers", str(tmp_path / "s.pt"), "--distill", "2"], "--distill")):
+        out = tmp_path / f"o{len(extra)}{extra[-1][-3:]}"
+        try:
+            code = main(base + ["--out", str(out)] + extra)
+        except SystemExit as stop:  # argparse: a value out of range
+            code = stop.code
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (extra, err)

@@ -61,7 +61,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                            const=True, default=None, help=_FLAG_HELP.get(f.name))
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES.get(f.name, kind), default=None,
-                           choices=choices.get(f.name), help=f"default {f.default}")
+                           choices=choices.get(f.name), help=_FLAG_HELP.get(f.name, f"default {f.default}"),
+                           metavar=_METAVARS.get(f.name))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,11 +138,16 @@ _TYPES = {
     "clip": number(above=0), "drop_time_prob": number(0, 1), "word_jitter": number(0, 1),
     "word_mix": number(0, 10), "patience": whole(1), "checkpoint_minutes": number(above=0),
     "max_minutes": number(least=0), "seed": whole(0), "val_limit": whole(0), "threads": whole(0),
-    "keep_epochs": whole(0),
+    "keep_epochs": whole(0), "distill": number(0, 1),
 }
 
 
+_METAVARS = {"teachers": "M1,M2,...", "distill": "W"}
 _FLAG_HELP = {
+    "teachers": "model files (same alphabet, features and subsampling) whose mean per-frame "
+                "distribution --distill teaches the network",
+    "distill": "weight of learning the --teachers' distribution (KL per frame) against the CTC loss, "
+               "0-1 (default 0: off)",
     "bf16": "run the forward pass in bfloat16 (autocast; float32 master weights, loss and validation): "
             "about 1.5x faster steps on a CPU with AVX512-BF16 or AMX, slower on one without",
 }
