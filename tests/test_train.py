@@ -652,3 +652,17 @@ def test_distill_options_are_checked_in_one_line(tmp_path, capsys):
             code = stop.code
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (extra, err)
+
+
+def test_distill_from_the_command_line_stores_the_teachers_by_absolute_path(tmp_path, monkeypatch):
+    from inkread.checkpoint import save
+    from inkread.cli import main
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    save(tmp_path / "s.pt", tiny_model(seed=1), ALPHABET, FeatureConfig(), meta={})
+    save(tmp_path / "t.pt", tiny_model(seed=2), ALPHABET, FeatureConfig(), meta={})
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--init", "s.pt", "--train", f"native:{data}", "--out", "r", "--epochs", "1",
+                 "--teachers", "t.pt, s.pt", "--distill", "0.3", "--threads", "1"]) == 0
+    tc = load(tmp_path / "r" / "last.pt").train_state["train_config"]
+    assert tc["teachers"] == f"{tmp_path / 't.pt'},{tmp_path / 's.pt'}" and tc["distill"] == 0.3

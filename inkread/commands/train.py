@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("inkread").setLevel(logging.INFO)
     if args.device not in (None, "cpu") and not _cuda_ok(args.device):
         raise OptionError(f"--device {args.device}: no CUDA device is available here")
+    if args.teachers:  # stored in the run: absolute, so that --resume finds them from anywhere
+        args.teachers = ",".join(str(Path(p.strip()).absolute()) for p in args.teachers.split(",") if p.strip())
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
             if getattr(args, f.name, None) is not None}
     _init_dist()
