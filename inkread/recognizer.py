@@ -162,6 +162,23 @@ class Recognizer:
         self.subsample = max(int(getattr(model.cfg, "subsample", 1)), 1)
         self._greedy = GreedyDecoder(alphabet)
         self._beams: dict[tuple, BeamSearchDecoder] = {}
+        self.partners: list["Recognizer"] = []  # see join()
+
+    def join(self, other: "Recognizer") -> None:
+        """Read together with ``other`` from now on: the network output becomes the
+        renormalised mean of both networks' log-probabilities per frame (an ensemble, as
+        ``inkread eval --ensemble`` measures it and ``train --distill`` teaches it).
+
+        Raises:
+            CheckpointError: ``other`` reads other features, frames or characters.
+        """
+        why = ("its alphabet differs" if other.alphabet.chars != self.alphabet.chars
+               else "its features differ" if other.feature_config != self.feature_config
+               else f"it subsamples by {other.subsample}, not {self.subsample}"
+               if other.subsample != self.subsample else "")
+        if why:
+            raise CheckpointError(f"cannot be read together with {self.path}: {why}", other.path or "model")
+        self.partners.append(other)
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -194,7 +211,8 @@ class Recognizer:
     def settings(self, lm: bool = True) -> dict:
         """Decoding settings, for reports."""
         use = lm and self.lm is not None
-        return {"model": self.path, "lm": (self.lm.meta.get("path") if use else None),
+        return {"model": self.path, **({"ensemble": [p.path for p in self.partners]} if self.partners else {}),
+                "lm": (self.lm.meta.get("path") if use else None),
                 "beam": self.beam if use else 1, "lm_weight": self.lm_weight if use else 0.0,
                 "bonus": self.bonus if use else 0.0,
                 "oov_penalty": self.oov_penalty if use and self.lm.lexicon else 0.0,  # type: ignore[union-attr]
@@ -214,9 +232,13 @@ class Recognizer:
             x[i, : len(f)] = f
         if self._onnx is not None:
             lp, out_len = self._onnx(x, lengths)
-            return torch.from_numpy(lp), torch.from_numpy(out_len)
-        with _threads(self.threads), torch.inference_mode():
-            lp, out_len = self.model(torch.from_numpy(x), torch.from_numpy(lengths))
+            lp, out_len = torch.from_numpy(lp), torch.from_numpy(out_len)
+        else:
+            with _threads(self.threads), torch.inference_mode():
+                lp, out_len = self.model(torch.from_numpy(x), torch.from_numpy(lengths))
+        if self.partners:
+            lps = [lp.float()] + [p.emissions(feats)[0].float() for p in self.partners]
+            lp = torch.stack(lps).mean(0).log_softmax(-1)
         return lp, out_len
 
     def warm_up(self) -> None:

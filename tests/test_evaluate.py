@@ -220,3 +220,42 @@ def test_cli_compare_prints_the_verdict(tmp_path, capsys):
     assert main(["compare", b, a, "--json", "--draws", "1000"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["difference"] == 60 and d["interval"][0] > 0 and d["cer_a"] == 0.0
+
+
+def test_ensemble_reads_the_renormalised_mean_of_the_networks(tmp_path, capsys):
+    """`eval --ensemble`: the network output is the mean of both models' log-probabilities per
+    frame, renormalised; reading a model with itself changes nothing; a model that reads other
+    frames is refused in one line naming it."""
+    import numpy as np
+    import torch
+    from inkread.checkpoint import save
+    from inkread.features import featurize
+    ds = load_spec(f"native:{write_native_dir(tmp_path / 'd')}")
+    a, b = save_tiny_model(tmp_path / "a.pt", seed=1), save_tiny_model(tmp_path / "b.pt", seed=2)
+    feats = [featurize(s.ink, FeatureConfig()).x for s in list(ds)[:3]]
+    ra, rb = (Recognizer.load(p, lm=None, backend="torch") for p in (a, b))
+    lpa, lens = ra.emissions(feats)
+    lpb, _ = rb.emissions(feats)
+    ra.join(rb)
+    lp, lens2 = ra.emissions(feats)
+    assert torch.equal(lens, lens2)
+    torch.testing.assert_close(lp, ((lpa + lpb) / 2).log_softmax(-1))
+    assert np.allclose(lp.exp().sum(-1).numpy(), 1.0, atol=1e-5)
+    assert ra.settings()["ensemble"] == [str(b)]
+
+    for ens, same in ((str(a), True), (str(b), None)):
+        assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm",
+                     "--backend", "torch", "--json", "--ensemble", ens]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["ensemble"] == [ens]
+        if same:  # a model read with itself reads as it does alone
+            assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm", "--backend", "torch",
+                         "--json"]) == 0
+            alone = json.loads(capsys.readouterr().out)
+            assert alone["char_errors"] == out["char_errors"] and "ensemble" not in alone
+    other = tiny_model(seed=3, subsample=3)
+    save(tmp_path / "c.pt", other, ALPHABET, FeatureConfig(), meta={})
+    assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm", "--ensemble",
+                 str(tmp_path / "c.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "c.pt" in err and "subsamples by 3, not 2" in err and len(err.strip().splitlines()) == 1

@@ -25,6 +25,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="resample every stroke in time to HZ samples per second")
     g.add_argument("--scale", type=number(above=0), default=1.0, metavar="F", help="multiply all coordinates by F")
     p.add_argument("--batch-size", type=whole(1), default=16, metavar="N", help="lines per network call")
+    p.add_argument("--ensemble", metavar="M2,M3,...",
+                   help="read with these models too: the mean of all networks' log-probabilities per frame "
+                        "(same alphabet, features and subsampling; what `train --distill` would teach)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         ds = Dataset(ds.spec, [Sample(perturb(s.ink, args.drop_time, args.rate, args.scale), s.text, s.id,
                                       s.writer) for s in ds], ds.skipped)
     rec = load_recognizer(args)
+    for path in [p.strip() for p in (args.ensemble or "").split(",") if p.strip()]:
+        from ..recognizer import Recognizer
+        rec.join(Recognizer.load(path, lm=None, threads=args.threads, backend=args.backend))
     ev = evaluate(rec, ds, limit=args.limit or 0, lm=not args.no_lm, crossed_out=args.crossed_out,
                   batch_size=args.batch_size, progress=not args.json and sys.stderr.isatty())
     if args.errors:
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     s = ev.scores
     print(f"data:      {args.data} ({s.samples} samples scored, {len(ds.skipped)} skipped)")
-    print(f"model:     {out['model']}")
+    print(f"model:     {out['model']}" + (f" + {', '.join(out['ensemble'])}" if out.get("ensemble") else ""))
     print("decoding:  " + (f"beam {out['beam']}, LM {out['lm']}, weight {out['lm_weight']:g}, "
                             f"bonus {out['bonus']:g}" if out["lm"] else "greedy, no LM"))
     print(f"CER:       {100 * s.cer:.2f}%  ({s.char_errors} edits / {s.ref_chars} reference characters)")
