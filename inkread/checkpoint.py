@@ -190,6 +190,19 @@ def _network(cfg: ModelConfig) -> ModelConfig:
     return dataclasses.replace(cfg, dropout=0.0)
 
 
+def frame_mismatch(model: InkModel, alphabet: Alphabet, fcfg: FeatureConfig,
+                   other: InkModel, other_alphabet: Alphabet, other_fcfg: FeatureConfig) -> str:
+    """Why ``other`` cannot be read with ``model`` frame by frame (an ensemble, or a teacher
+    in distillation): "" when both read the same features into the same frames and characters."""
+    if other_alphabet.chars != alphabet.chars:
+        return "its alphabet differs"
+    if other_fcfg != fcfg:
+        return "its features differ"
+    if max(other.cfg.subsample, 1) != max(model.cfg.subsample, 1):
+        return f"it subsamples by {other.cfg.subsample}, not {model.cfg.subsample}"
+    return ""
+
+
 def average(paths: list) -> Loaded:
     """The mean of several checkpoints' weights (e.g. the last epochs of one run).
 

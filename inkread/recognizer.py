@@ -172,10 +172,9 @@ class Recognizer:
         Raises:
             CheckpointError: ``other`` reads other features, frames or characters.
         """
-        why = ("its alphabet differs" if other.alphabet.chars != self.alphabet.chars
-               else "its features differ" if other.feature_config != self.feature_config
-               else f"it subsamples by {other.subsample}, not {self.subsample}"
-               if other.subsample != self.subsample else "")
+        from .checkpoint import frame_mismatch
+        why = frame_mismatch(self.model, self.alphabet, self.feature_config,
+                             other.model, other.alphabet, other.feature_config)
         if why:
             raise CheckpointError(f"cannot be read together with {self.path}: {why}", other.path or "model")
         self.partners.append(other)

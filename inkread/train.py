@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .alphabet import Alphabet
-from .checkpoint import load, save
+from .checkpoint import frame_mismatch, load, save
 from .datasets import Dataset, Sample, load_spec
 from .errors import OptionError
 from .features import FeatureConfig, featurize_array
@@ -327,12 +327,12 @@ def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
     run = Run(out, model, alpha, fcfg, cfg, sources, list(weights), val, specs)
     if cfg.word_mix > 0:
         run.word_bank = word_bank(sources[0], train_specs[0], cfg.word_split)
-    run.teachers = load_teachers(cfg, alpha, fcfg, mcfg)
+    run.teachers = load_teachers(cfg, alpha, fcfg, model)
     return run
 
 
 def load_teachers(cfg: TrainConfig, alphabet: Alphabet, fcfg: FeatureConfig,
-                  mcfg: ModelConfig) -> list[InkModel]:
+                  model: InkModel) -> list[InkModel]:
     """The ``--teachers`` networks, checked to read the same features into the same frames
     and characters as the network they teach."""
     paths = [p.strip() for p in cfg.teachers.split(",") if p.strip()]
@@ -341,10 +341,7 @@ def load_teachers(cfg: TrainConfig, alphabet: Alphabet, fcfg: FeatureConfig,
     out = []
     for p in paths:
         t = load(p)
-        why = ("its alphabet differs" if t.alphabet.chars != alphabet.chars
-               else "its features differ" if t.feature_config != fcfg
-               else f"its network subsamples by {t.model.cfg.subsample}, not {mcfg.subsample}"
-               if t.model.cfg.subsample != mcfg.subsample else "")
+        why = frame_mismatch(model, alphabet, fcfg, t.model, t.alphabet, t.feature_config)
         if why:
             raise OptionError(f"--teachers {p}: {why} from the network it would teach")
         out.append(t.model.eval())

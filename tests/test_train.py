@@ -642,7 +642,7 @@ def test_distill_options_are_checked_in_one_line(tmp_path, capsys):
             (["--distill", "0.5"], "--distill W (above 0) and --teachers M1,M2,... go together"),
             (["--teachers", str(tmp_path / "s.pt")], "go together"),
             (["--teachers", str(tmp_path / "t3.pt"), "--distill", "0.5"],
-             f"--teachers {tmp_path / 't3.pt'}: its network subsamples by 3, not 2"),
+             f"--teachers {tmp_path / 't3.pt'}: it subsamples by 3, not 2"),
             (["--teachers", str(tmp_path / "none.pt"), "--distill", "0.5"], "none.pt"),
             (["--teachers", str(tmp_path / "s.pt"), "--distill", "2"], "--distill")):
         out = tmp_path / f"o{len(extra)}{extra[-1][-3:]}"
