@@ -620,7 +620,7 @@ def test_distill_teaches_the_network_its_teachers_mean_distribution(tmp_path):
                       batch_frames=100000, teachers=",".join(paths), distill=1.0, patience=1000)
     run = build_run([f"native:{data}"], [1.0], None, tmp_path / "r", tiny_model(seed=13).cfg, FeatureConfig(),
                     cfg, alphabet=ALPHABET.chars)
-    assert len(run.teachers) == 2 and not any(t.training for t in run.teachers)
+    assert len(run.teachers) == 2 and not any(t.model.training for t in run.teachers)
     before = _kd_on_first_batch(run)
     fit(run)
     after = _kd_on_first_batch(run)
@@ -628,6 +628,38 @@ def test_distill_teaches_the_network_its_teachers_mean_distribution(tmp_path):
     resumed, _ = resume_run(tmp_path / "r", {})
     assert len(resumed.teachers) == 2 and resumed.cfg.teachers == ",".join(paths)
     assert _kd_on_first_batch(resumed) == pytest.approx(after, rel=1e-4)
+
+
+def test_teachers_run_on_onnx_runtime_in_their_files_arithmetic(tmp_path):
+    """A teacher reads a batch on ONNX Runtime as torch reads it: the same log-probabilities
+    for a float file, and int8 arithmetic, close to torch's, for a file stored in int8."""
+    from inkread.checkpoint import save
+    from inkread.train import Teacher
+    from recog_helpers import ALPHABET, tiny_model, write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    model = tiny_model(seed=5)
+    gen = torch.Generator().manual_seed(5)
+    for prm in model.parameters():  # weights of a trained model's size, not the init's small ones
+        prm.data.normal_(0, 0.3, generator=gen)
+    save(tmp_path / "f.pt", model, ALPHABET, FeatureConfig(), meta={})
+    save(tmp_path / "q.pt", model, ALPHABET, FeatureConfig(), meta={}, weights="int8")
+    run = build_run([f"native:{data}"], [1.0], None, tmp_path / "r", model.cfg, FeatureConfig(),
+                    TrainConfig(augment=False), alphabet=ALPHABET.chars)
+    b = make_batch(run.sources[0], run.fcfg, None, run.cfg)
+    for name, int8 in (("f.pt", False), ("q.pt", True)):
+        teacher = Teacher(load(tmp_path / name))
+        assert teacher.engine is not None and teacher.engine.int8 is int8
+        ort = teacher(b["x"], b["lengths"])
+        teacher.engine = None
+        with torch.no_grad():
+            ref = teacher(b["x"], b["lengths"])
+        assert ort.shape == ref.shape and ort.dtype == torch.float32
+        mask = torch.arange(ref.shape[1])[None, :] < ((b["lengths"] + 1) // 2)[:, None]
+        kl = (ref.exp() * (ref - ort)).sum(-1)[mask]
+        if int8:
+            assert 0 < float(kl.mean()) < 0.01, float(kl.mean())
+        else:
+            assert float((ort - ref).abs()[mask].max()) < 1e-4
 
 
 def test_distill_options_are_checked_in_one_line(tmp_path, capsys):
