@@ -82,6 +82,30 @@ class BiLSTMLayer(nn.Module):
         return torch.cat([f, reverse_within_length(b, lengths)], dim=-1)
 
 
+class Dropout(nn.Module):
+    """``nn.Dropout`` with its mask drawn from uniform numbers.
+
+    torch's CPU ``bernoulli_``, which ``nn.Dropout`` uses, draws about three times slower
+    than ``rand``: on a (24, 190, 384) batch, one thread, 52 ms against 18 ms a call, and a
+    3x192 network calls it three times a step. Same expectation, same scaling by 1/(1-p).
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), not {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p <= 0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 draws, even under autocast
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class InkModel(nn.Module):
     """BiLSTM-CTC recogniser.
 
@@ -106,7 +130,7 @@ class InkModel(nn.Module):
             layers.append(BiLSTMLayer(size, cfg.hidden_size))
             size = 2 * cfg.hidden_size
         self.layers = nn.ModuleList(layers)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.head = nn.Linear(size, cfg.num_classes)
 
     def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

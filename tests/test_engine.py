@@ -80,6 +80,24 @@ def test_model_padding_does_not_change_outputs(conv):
     torch.testing.assert_close(both[0, :4], alone[0], atol=1e-5, rtol=1e-5)
 
 
+def test_dropout_drops_a_fraction_p_and_keeps_the_expectation():
+    from inkread.model import Dropout
+    torch.manual_seed(0)
+    x = torch.full((64, 100, 32), 2.0, requires_grad=True)
+    d = Dropout(0.4)
+    y = d(x)
+    kept = y != 0
+    assert abs(float(kept.float().mean()) - 0.6) < 0.01
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 / 0.6))
+    y.sum().backward()  # gradients flow through the kept units only, scaled alike
+    torch.testing.assert_close(x.grad, kept.float() / 0.6)
+    torch.manual_seed(1)
+    assert not torch.equal(d(x) != 0, kept)  # a new mask each call
+    assert d.eval()(x) is x and Dropout(0.0).train()(x) is x
+    with pytest.raises(ValueError):
+        Dropout(1.0)
+
+
 def _tiny_model():
     return InkModel(ModelConfig(input_size=4, num_classes=5, hidden_size=8, num_layers=1,
                                 conv_channels=4, subsample=2))
