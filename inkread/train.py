@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .alphabet import Alphabet
-from .checkpoint import frame_mismatch, load, save
+from .checkpoint import Loaded, frame_mismatch, load, save
 from .datasets import Dataset, Sample, load_spec
 from .errors import OptionError
 from .features import FeatureConfig, featurize_array
@@ -342,7 +342,7 @@ class Teacher:
     without onnxruntime, torch runs it.
     """
 
-    def __init__(self, loaded, device: str = "cpu") -> None:
+    def __init__(self, loaded: Loaded, device: str = "cpu") -> None:
         from . import onnx_engine
         self.model = loaded.model.eval().to(device)
         self.engine = None
