@@ -104,9 +104,9 @@ def test_native_spec_skips_unlabelled_and_broken(tmp_path):
 
 def test_inkml_spec_outer_and_inner():
     outer = load_spec(f"inkml:{FIXTURES / 'inkml'}")
-    assert sorted(s.text for s in outer) == ["$a+b$", "hi you"]
+    assert sorted(s.text for s in outer) == ["$a+b$", "an ox", "hi you"]
     inner = load_spec(f"inkml:{FIXTURES / 'inkml'}@inner")
-    assert sorted(s.text for s in inner) == ["+", "a", "b", "hi", "you"]
+    assert sorted(s.text for s in inner) == ["+", "a", "an", "b", "hi", "ox", "you"]
     with pytest.raises(DataSpecError, match="'outer' or 'inner'"):
         load_spec(f"inkml:{FIXTURES / 'inkml'}@middle")
 

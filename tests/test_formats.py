@@ -187,7 +187,8 @@ def test_inkml_contexts_units_and_intermittent_channels():
     np.testing.assert_array_equal(s.y, [200, 190, 180, 170])
     np.testing.assert_allclose(s.t, [0, 0.01, 0.02, 0.03])     # ms -> s
     assert not ink.time_synthesized and ink.writer == "anna"
-    assert ink.text is None  # the root has no label
+    # The root has no label; its one outermost labelled group holds every trace.
+    assert ink.text == "hi you"
 
 
 def test_inkml_units_outer_and_inner():
@@ -207,6 +208,38 @@ def test_inkml_crohme_style_references():
     assert [(u.text, len(u.strokes)) for u in inner] == [("a", 1), ("+", 2), ("b", 1)]
     # Units keep the synthesized times of the whole file.
     assert inner[1].strokes[0].t[0] == pytest.approx(ink.strokes[1].t[0])
+
+
+def test_inkml_tablet_pc_dialect_ground_truth_labels():
+    """ImadocSen-OnDB's layout: annotationXML "Ground truth" with <type> and <label>."""
+    path = FIXTURES / "inkml/tablet_pc.inkml"
+    outer = inkml.read_units(path, "outer")
+    assert [(u.text, len(u.strokes), u.num_points) for u in outer] == [("an ox", 5, 21)]
+    assert outer[0].time_synthesized and outer[0].writer is None  # a writer's <name> is not a writer id
+    inner = inkml.read_units(path, "inner")
+    assert [(u.text, len(u.strokes)) for u in inner] == [("an", 2), ("ox", 3)]
+    ink = read_ink(path)
+    assert ink.text == "an ox" and ink.num_points == 21
+
+
+@pytest.mark.parametrize("annotation, text", [
+    ('<annotation type="Ground Truth">go</annotation>', "go"),
+    ('<annotation type="ground_truth">go</annotation>', "go"),
+    ('<annotationXML type="truth"><type>Word</type><text>go</text></annotationXML>', "go"),
+    ('<annotationXML type="Transcription">go on</annotationXML>', "go on"),
+    ('<annotationXML type="Input zone"><label>not the truth</label></annotationXML>', None),
+])
+def test_inkml_truth_annotation_spellings(tmp_path, annotation, text):
+    (tmp_path / "a.inkml").write_text(f"<ink>{annotation}<trace>0 0, 1 1</trace></ink>")
+    assert read_ink(tmp_path / "a.inkml").text == text
+
+
+def test_inkml_group_label_is_not_the_file_label_when_traces_lie_outside(tmp_path):
+    (tmp_path / "a.inkml").write_text(
+        '<ink><traceGroup><annotation type="truth">go</annotation><trace>0 0, 1 1</trace></traceGroup>'
+        '<trace>5 5, 6 6</trace></ink>')
+    assert read_ink(tmp_path / "a.inkml").text is None
+    assert [u.text for u in inkml.read_units(tmp_path / "a.inkml")] == ["go"]
 
 
 def test_inkml_unlabelled_file_has_no_units(tmp_path):

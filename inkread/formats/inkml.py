@@ -14,10 +14,15 @@ handwriting:
   "3-5"); prefixes ``!`` explicit, ``'`` first difference, ``"`` second
   difference, each sticking to its channel until changed; ``T``/``F`` for
   booleans; ``*`` and ``?`` repeat the channel's previous value.
-* Truth labels: ``<annotation type="truth">`` (or ``type="transcription"``),
-  or an ``<annotationXML>`` of that type or holding a ``<truth>`` or
-  ``<transcription>`` element; CROHME's container label "Segmentation" is
-  not a label.
+* Truth labels: ``<annotation type="truth">`` (or ``"transcription"``, or
+  ``"Ground truth"``: types compare without case, spaces, ``-`` or ``_``),
+  or an ``<annotationXML>`` of such a type (its ``<label>``, ``<truth>``,
+  ``<transcription>`` or ``<text>`` element when it has one, as
+  ImadocSen-OnDB's ``<type>Sentence</type><label>...</label>``, else all its
+  text) or holding a ``<truth>`` or ``<transcription>`` element; CROHME's
+  container label "Segmentation" is not a label. A file whose root has no
+  label but whose one outermost labelled group holds every trace takes that
+  group's label (:func:`read`).
 * Units: ``<traceGroup>`` and ``<traceView>`` (``traceDataRef`` to a trace
   or group id) nest; :func:`read_units` returns the outermost or innermost
   labelled ones. ``from``/``to`` ranges of a traceView are not applied (the
@@ -53,7 +58,8 @@ log = logging.getLogger(__name__)
 
 NS = "http://www.w3.org/2003/InkML"
 XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
-TRUTH_TYPES = ("truth", "transcription")
+TRUTH_TYPES = ("truth", "transcription", "ground truth")  # compared by _kind
+LABEL_TAGS = ("label", "truth", "transcription", "text")  # the label inside a truth annotationXML
 NOT_A_LABEL = ("Segmentation",)  # CROHME's container group
 MAX_GROUP_VISITS = 20_000_000     # elements visited while collecting the traces of all units
 TIME_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
@@ -314,16 +320,24 @@ def _synthesize(strokes: list[Stroke]) -> list[Stroke]:
 
 
 # ------------------------------------------------------------ labels, units
+def _kind(name: Optional[str]) -> str:
+    """An annotation type or tag as compared: "Ground truth", "ground_truth" -> "groundtruth"."""
+    return re.sub(r"[\s_-]+", "", name or "").lower()
+
+
 def _annotation(el, types: tuple[str, ...]) -> Optional[str]:
+    types = tuple(_kind(t) for t in types)
     for ch in el:
         tag = _local(ch.tag)
-        if tag == "annotation" and ch.get("type") in types:
+        if tag == "annotation" and _kind(ch.get("type")) in types:
             return (ch.text or "").strip() or None
         if tag == "annotationXML":
-            if ch.get("type") in types:
-                return "".join(ch.itertext()).strip() or None
+            if _kind(ch.get("type")) in types:
+                inner = next((sub for sub in ch.iter() if sub is not ch
+                              and _kind(_local(sub.tag)) in LABEL_TAGS), ch)
+                return "".join(inner.itertext()).strip() or None
             for sub in ch.iter():
-                if _local(sub.tag) in types:
+                if _kind(_local(sub.tag)) in types:
                     return "".join(sub.itertext()).strip() or None
     return None
 
@@ -410,10 +424,22 @@ def read_units(path: Path, level: str = "outer") -> list[Ink]:
     return units
 
 
+def _whole_file_label(doc: _Doc, path: Path) -> Optional[str]:
+    """The label of the one outermost labelled group when it holds every non-empty trace."""
+    outer = [g for g, a in _labelled_groups(doc) if a is None]
+    if len(outer) != 1 or outer[0] is doc.root:
+        return None
+    held = set(_group_traces(doc, outer[0], [MAX_GROUP_VISITS], path))
+    if any(len(s) and i not in held for i, s in enumerate(doc.strokes)):
+        return None
+    return _label(outer[0])
+
+
 def read(path: Path) -> Ink:
     doc = _parse(path)
     root = doc.root
-    ink = Ink(strokes=doc.strokes, text=_label(root), writer=_annotation(root, ("writer",)),
+    ink = Ink(strokes=doc.strokes, text=_label(root) or _whole_file_label(doc, path),
+              writer=_annotation(root, ("writer",)),
               id=_annotation(root, ("id", "inkread:id")), metadata={"source": "inkml"},
               time_synthesized=doc.synthesized)
     _read_inkread_annotations(root, ink, path)
