@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+import numpy as np
+
 from .errors import OptionError
 
 if TYPE_CHECKING:
@@ -164,15 +166,26 @@ def evaluate(recognizer: "Recognizer", samples: Iterable["Sample"], limit: int =
     return Evaluation(scores, time.perf_counter() - t0, rows, recognizer.settings(lm))
 
 
-def perturb(ink: "Ink", drop_time: bool = False, rate: float = 0.0, scale: float = 1.0) -> "Ink":
+def perturb(ink: "Ink", drop_time: bool = False, rate: float = 0.0, scale: float = 1.0,
+            grid: float = 0.0) -> "Ink":
     """Ink as another device would give it: resampled to ``rate`` Hz (0 = as is),
-    scaled by ``scale``, and with its timestamps replaced by synthesized ones
-    (``drop_time``, as for a source without time). Used to measure robustness."""
+    scaled by ``scale``, snapped to a grid of ``grid`` times the writing's height
+    (0 = not; a Tablet PC that reports screen pixels under small writing gives
+    about 1/20: repeated points, staircase lines), and with its timestamps replaced
+    by synthesized ones (``drop_time``, as for a source without time). Used to
+    measure robustness."""
+    from .features import FeatureConfig, _estimate_height
     from .ink import Stroke, resample_rate, synthesize_time
+    if grid < 0:
+        raise ValueError(f"grid must be at least 0, not {grid}")
     if rate:
         ink = resample_rate(ink, rate)
     if scale != 1.0:
         ink = ink.replace(strokes=[Stroke(s.x * scale, s.y * scale, s.t, s.pressure) for s in ink.strokes])
+    if grid and ink.num_points:
+        step = grid * _estimate_height(ink.to_array()[:, :2], FeatureConfig().height_quantiles)
+        ink = ink.replace(strokes=[Stroke(np.round(s.x / step) * step, np.round(s.y / step) * step, s.t,
+                                          s.pressure) for s in ink.strokes])
     return synthesize_time(ink) if drop_time else ink
 
 
@@ -266,7 +279,6 @@ def compare(a: Sequence[tuple[str, str, str]], b: Sequence[tuple[str, str, str]]
     Raises:
         OptionError: no line in common, or a line whose reference differs between the two.
     """
-    import numpy as np
     ref_b = {i: (r, h) for i, r, h in b}
     common = [(i, r, h) for i, r, h in a if i in ref_b]
     if not common:

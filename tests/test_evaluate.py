@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from inkread.cli import main
@@ -145,18 +146,33 @@ def test_perturbations_imitate_other_devices():
     assert big.bbox() == tuple(3.0 * v for v in ink.bbox())
     with pytest.raises(Exception, match="rate"):
         perturb(ink, rate=-1.0)
+    # A coarse grid, as a Tablet PC's pixels under small writing: every coordinate on it,
+    # points kept (repeated where the pen moved less than a step), nothing moved more than half a step.
+    coarse = perturb(ink, grid=0.1)
+    from inkread.features import _estimate_height
+    step = 0.1 * _estimate_height(ink.to_array()[:, :2], FeatureConfig().height_quantiles)
+    xy, cxy = ink.to_array()[:, :2], coarse.to_array()[:, :2]
+    assert cxy.shape == xy.shape and np.abs(cxy - xy).max() <= step / 2 + 1e-9
+    np.testing.assert_allclose(cxy / step, np.round(cxy / step), atol=1e-9)
+    assert len(np.unique(cxy, axis=0)) < len(np.unique(xy, axis=0))
+    assert perturb(ink, grid=0.0) is ink
+    with pytest.raises(ValueError, match="grid"):
+        perturb(ink, grid=-0.1)
 
 
 def test_cli_eval_robustness_options(tmp_path, capsys):
     data = write_native_dir(tmp_path / "d")
     model = save_tiny_model(tmp_path / "m.pt")
     assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm", "--json",
-                 "--drop-time", "--rate", "60", "--scale", "0.5"]) == 0
+                 "--drop-time", "--rate", "60", "--scale", "0.5", "--grid", "0.05"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["perturbation"] == {"drop_time": True, "rate": 60.0, "scale": 0.5}
+    assert out["perturbation"] == {"drop_time": True, "rate": 60.0, "scale": 0.5, "grid": 0.05}
     with pytest.raises(SystemExit) as stop:  # refused while parsing, before any data is read
         main(["eval", "--data", f"native:{data}", "--model", str(model), "--scale", "0"])
     assert stop.value.code == 2 and "--scale" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "--data", f"native:{data}", "--model", str(model), "--grid", "2"])
+    assert stop.value.code == 2 and "--grid" in capsys.readouterr().err
 
 
 def _errors_file(path, rows):

@@ -24,6 +24,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=number(least=0), default=0.0, metavar="HZ",
                    help="resample every stroke in time to HZ samples per second")
     g.add_argument("--scale", type=number(above=0), default=1.0, metavar="F", help="multiply all coordinates by F")
+    g.add_argument("--grid", type=number(least=0, most=1), default=0.0, metavar="G",
+                   help="snap coordinates to a grid of G times the writing's height, as a screen's pixels "
+                        "under small writing (a Tablet PC gives about 0.05)")
     p.add_argument("--batch-size", type=whole(1), default=16, metavar="N", help="lines per network call")
     p.add_argument("--ensemble", metavar="M2,M3,...",
                    help="read with these models too: the mean of all networks' log-probabilities per frame "
@@ -39,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     ds = load_spec(args.data)
     if len(ds) == 0:
         raise DataSpecError(f"no labelled samples ({len(ds.skipped)} skipped)", args.data)
-    if args.drop_time or args.rate or args.scale != 1.0:
+    if args.drop_time or args.rate or args.scale != 1.0 or args.grid:
         from ..datasets import Dataset, Sample
         from ..evaluate import perturb
-        ds = Dataset(ds.spec, [Sample(perturb(s.ink, args.drop_time, args.rate, args.scale), s.text, s.id,
+        ds = Dataset(ds.spec, [Sample(perturb(s.ink, args.drop_time, args.rate, args.scale, args.grid), s.text, s.id,
                                       s.writer) for s in ds], ds.skipped)
     rec = load_recognizer(args)
     for path in [p.strip() for p in (args.ensemble or "").split(",") if p.strip()]:
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.errors:
         write_errors(args.errors, ev.rows)
     out = dict(ev.to_dict(), data=args.data, skipped=len(ds.skipped),
-               perturbation={"drop_time": args.drop_time, "rate": args.rate, "scale": args.scale})
+               perturbation={"drop_time": args.drop_time, "rate": args.rate, "scale": args.scale,
+                             "grid": args.grid})
     if args.json:
         print(json.dumps(out))
         return 0
