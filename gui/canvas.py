@@ -35,7 +35,7 @@ from inkread.ink import Stroke
 
 from .colors import PALETTE, heat_rgb
 from .document import InkDocument
-from .lines import group_lines
+from inkread.lines import group_lines
 
 log = logging.getLogger(__name__)
 

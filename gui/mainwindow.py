@@ -31,7 +31,7 @@ from .canvas import CharBox, InkCanvas
 from .colors import normalise
 from .document import InkDocument
 from .finetune import FineTuner
-from .lines import line_ink
+from inkread.lines import line_ink
 from .recognition import PageResult, RecognitionController
 from .results import ResultPanel, has_box
 from .saliency_view import DemoPanel, SaliencyPanel

@@ -2,7 +2,7 @@
 
 After each pen-up the controller waits a short debounce interval and hands
 the page to a one-thread :class:`QThreadPool`, which splits it into lines
-(:func:`inkread.gui.lines.group_lines`) and recognises them, so at most one recognition competes
+(:func:`inkread.lines.group_lines`) and recognises them, so at most one recognition competes
 with the UI for the CPU. Each request carries the document revision it was
 made for; a result whose revision is no longer the document's is dropped
 (the ink changed meanwhile and a newer request is on its way). Lines are
@@ -27,7 +27,7 @@ from inkread.errors import InkreadError
 from inkread.ink import Ink
 
 from .document import InkDocument
-from .lines import Line, group_lines, line_ink
+from inkread.lines import Line, group_lines, line_ink
 from .spans import char_regions
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class PageResult:
     Attributes:
         revision: the document revision it belongs to.
         lines: one :class:`LineResult` per line.
-        layout: the page's :class:`~inkread.gui.lines.Line` of each result.
+        layout: the page's :class:`~inkread.lines.Line` of each result.
         ms: wall-clock milliseconds of this request in the worker.
         rerun: how many lines were recognised (the rest came from the cache).
     """

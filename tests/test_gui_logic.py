@@ -6,7 +6,7 @@ import pytest
 
 from inkread.gui.colors import cells_rgb
 from inkread.gui.document import InkDocument
-from inkread.gui.lines import group_lines, line_ink
+from inkread.lines import group_lines, line_ink
 from inkread.ink import Ink, Stroke
 
 XH = 20.0  # x-height in pixels
