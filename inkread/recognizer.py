@@ -31,6 +31,7 @@ from .ink import Ink
 if TYPE_CHECKING:
     import torch
 
+    from .lines import Line
     from .lm import CharLM
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,21 @@ class Recognizer:
     def recognize(self, ink: Ink, nbest: int = 5, lm: bool = True) -> Result:
         """Recognise one ink; an ink without points gives an empty Result."""
         return self.recognize_batch([ink], nbest=nbest, lm=lm)[0]
+
+    def recognize_page(self, ink: Ink, nbest: int = 1, lm: bool = True) -> list[tuple["Line", Result]]:
+        """Split a page into text lines (:func:`inkread.lines.group_lines`, as the app does)
+        and recognise them; lines top to bottom, an empty list for ink without points.
+
+        Each line's character point indices are the page's flat indices
+        (as in :meth:`Ink.to_array` of ``ink``), not the line's.
+        """
+        from .lines import group_lines, line_ink
+        lines = group_lines(ink)
+        results = self.recognize_batch([line_ink(ink, ln) for ln in lines], nbest=nbest, lm=lm)
+        for ln, res in zip(lines, results):
+            for c in res.chars:
+                c.point_indices = ln.points[c.point_indices]
+        return list(zip(lines, results))
 
     def recognize_batch(self, inks: Sequence[Ink], nbest: int = 1, lm: bool = True,
                         batch_size: int = 32) -> list[Result]:

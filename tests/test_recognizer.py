@@ -195,3 +195,43 @@ def test_settle_memory_freezes_what_is_left_and_frees_an_old_model_frozen_before
         assert gone() is None and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def _two_line_page():
+    """data/samples/hello.json written twice, the second copy a line lower and later."""
+    from inkread.formats import read_ink
+    from inkread.ink import Ink, Stroke
+    one = read_ink(SHIPPED.parent.parent / "data" / "samples" / "hello.json")
+    x0, y0, x1, y1 = one.bbox()
+    t_end = max(s.t[-1] for s in one.strokes) + 1.0
+    lower = [Stroke(s.x, s.y + 1.8 * (y1 - y0), s.t + t_end, s.pressure) for s in one.strokes]
+    return one, Ink(strokes=list(one.strokes) + lower)
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped default model in models/")
+def test_a_page_is_read_line_by_line(tmp_path, capsys):
+    from inkread.evaluate import score
+    from inkread.formats import write_ink
+    one, page = _two_line_page()
+    rec = Recognizer.load(SHIPPED, lm=None)
+    lines = rec.recognize_page(page)
+    assert [ln.strokes for ln, _ in lines] == [tuple(range(len(one.strokes))),
+                                                tuple(range(len(one.strokes), 2 * len(one.strokes)))]
+    assert score([one.text] * 2, [r.text for _, r in lines]).cer <= 0.3
+    # character points are the page's: the second line's lie in the second copy
+    second = [int(i) for c in lines[1][1].chars for i in c.point_indices]
+    assert second and min(second) >= one.num_points and max(second) < page.num_points
+    assert rec.recognize_page(page.replace(strokes=[])) == []
+
+    write_ink(page, tmp_path / "page.json")
+    f = str(tmp_path / "page.json")
+    assert main(["recognize", f, "--model", str(SHIPPED), "--no-lm"]) == 0
+    assert capsys.readouterr().out.splitlines() == [r.text for _, r in lines]
+    assert main(["recognize", f, "--model", str(SHIPPED), "--no-lm", "--one-line"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["recognize", f, f, "--model", str(SHIPPED), "--no-lm"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{f}\t{r.text}" for _ in (1, 2) for _, r in lines]
+    assert main(["recognize", f, "--model", str(SHIPPED), "--no-lm", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["text"] == "\n".join(r.text for _, r in lines) and len(obj["lines"]) == 2
+    assert obj["lines"][1]["strokes"][0] == len(one.strokes) and "chars" not in obj

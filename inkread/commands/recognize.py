@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
+
 from ..decode import DEFAULT_BEAM
 from .argtypes import number, whole
 
@@ -47,28 +49,48 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="ink files (any supported format)")
     p.add_argument("--from", dest="fmt", metavar="FMT", help="read every file as this format")
     p.add_argument("--nbest", type=whole(1), default=1, metavar="K", help="print the K best texts")
-    p.add_argument("--json", action="store_true", help="one JSON object per file (text, n-best, "
-                                                       "character frames and points, timings)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file: text (its lines joined by "
+                   "newlines) and per line the n-best, character frames and page points, timings")
+    p.add_argument("--one-line", action="store_true",
+                   help="read each file as one line of text (by default a page is split into its lines, "
+                        "as the app splits it, and each line is printed on its own)")
     add_model_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..formats import read_ink
+    from ..lines import Line
     inks = [read_ink(f, args.fmt) for f in args.files]  # fail on a bad file before loading the model
     rec = load_recognizer(args)
     for path, ink in zip(args.files, inks):
-        res = rec.recognize(ink, nbest=args.nbest, lm=not args.no_lm)
+        if args.one_line:
+            res = rec.recognize(ink, nbest=args.nbest, lm=not args.no_lm)
+            lines = [] if ink.is_empty else [(Line(tuple(range(len(ink.strokes))), np.arange(ink.num_points)), res)]
+        else:
+            lines = rec.recognize_page(ink, nbest=args.nbest, lm=not args.no_lm)
         if args.json:
-            print(json.dumps(dict(res.to_dict(), file=path), ensure_ascii=False))
-        elif ink.is_empty:
+            print(json.dumps(_page_json(path, lines), ensure_ascii=False))
+        elif not lines:
             print(f"{path}\t(no points)")
         elif args.nbest > 1:
-            print(path)
-            for text, score in res.nbest:
-                print(f"  {score:9.3f}  {text}")
+            for k, (_, res) in enumerate(lines):
+                print(path if len(lines) == 1 else f"{path} (line {k + 1} of {len(lines)})")
+                for text, score in res.nbest:
+                    print(f"  {score:9.3f}  {text}")
         else:
-            print(f"{path}\t{res.text}" if len(args.files) > 1 else res.text)
+            for _, res in lines:
+                print(f"{path}\t{res.text}" if len(args.files) > 1 else res.text)
     return 0
+
+
+def _page_json(path: str, lines: list) -> dict:
+    """One file's result: its text, its lines (each a Result's dict plus its strokes), and, for a
+    one-line file, that line's fields at the top as well (the format before pages were split)."""
+    per_line = [dict(res.to_dict(), strokes=list(line.strokes)) for line, res in lines]
+    out = {"file": path, "text": "\n".join(d["text"] for d in per_line), "lines": per_line}
+    if len(per_line) == 1:
+        out = dict(per_line[0], **out)
+    return out
 
 
 COMMANDS = [("recognize", "recognise ink files and print their text", configure, run)]
