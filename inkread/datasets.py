@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Optional, Sequence
@@ -108,10 +109,30 @@ def _files(path: str, suffixes: tuple[str, ...], spec: str) -> list[Path]:
     raise DataSpecError(f"no such file or folder: {path}", spec)
 
 
+def _unique_ids(found: list[tuple[Path, Sample]], path: str) -> list[Sample]:
+    """Samples whose ids repeat (``sentence1`` in every writer's folder) get the file's path
+    under the spec's folder instead of its stem, so that `eval --errors` and `compare` can
+    tell the lines apart."""
+    counts = Counter(s.id for _, s in found)
+    root = Path(path).expanduser()
+    out = []
+    for f, s in found:
+        if counts[s.id] > 1 and root.is_dir():
+            rel = f.relative_to(root).with_suffix("").as_posix()
+            if s.id == f.stem:
+                s = s._replace(id=rel)
+            elif s.id.startswith(f.stem + ":"):
+                s = s._replace(id=rel + s.id[len(f.stem):])
+            else:
+                s = s._replace(id=f"{rel}:{s.id}")
+        out.append(s)
+    return out
+
+
 @register("native")
 def _load_native(path: str, sel: Optional[str], spec: str) -> Dataset:
     from .formats import read_ink
-    ds = Dataset(spec, [])
+    ds, found = Dataset(spec, []), []
     for f in _files(path, (".json",), spec):
         try:
             ink = read_ink(f, "native")
@@ -121,7 +142,8 @@ def _load_native(path: str, sel: Optional[str], spec: str) -> Dataset:
         if not ink.text:
             ds.skipped.append((str(f), "no text label"))
             continue
-        ds.samples.append(Sample(ink, ink.text, ink.id or f.stem, ink.writer))
+        found.append((f, Sample(ink, ink.text, ink.id or f.stem, ink.writer)))
+    ds.samples = _unique_ids(found, path)
     return ds
 
 
@@ -130,7 +152,7 @@ def _load_inkml(path: str, sel: Optional[str], spec: str) -> Dataset:
     from .formats import inkml
     if sel not in (None, "outer", "inner"):
         raise DataSpecError(f"inkml selector must be 'outer' or 'inner', not {sel!r}", spec)
-    ds = Dataset(spec, [])
+    ds, found = Dataset(spec, []), []
     for f in _files(path, (".inkml",), spec):
         try:
             units = inkml.read_units(f, sel or "outer")
@@ -140,7 +162,8 @@ def _load_inkml(path: str, sel: Optional[str], spec: str) -> Dataset:
         if not units:
             ds.skipped.append((str(f), "no labelled unit"))
         for ink in units:
-            ds.samples.append(Sample(ink, ink.text, ink.id or f.stem, ink.writer))
+            found.append((f, Sample(ink, ink.text, ink.id or f.stem, ink.writer)))
+    ds.samples = _unique_ids(found, path)
     return ds
 
 

@@ -111,6 +111,20 @@ def test_inkml_spec_outer_and_inner():
         load_spec(f"inkml:{FIXTURES / 'inkml'}@middle")
 
 
+def test_ids_that_repeat_across_folders_become_paths(tmp_path):
+    """sentence1 in every writer's folder: `eval --errors` and `compare` need the lines apart."""
+    ink = Ink([Stroke([0.0, 1.0, 2.0], [0.0, 1.0, 0.0], [0.0, 0.01, 0.02])], text="go")
+    for w in ("wA", "wB"):
+        (tmp_path / w).mkdir()
+        write_ink(ink, tmp_path / w / "sentence1.inkml")
+        write_ink(ink.replace(id=None), tmp_path / w / "sentence1.json")
+    write_ink(ink, tmp_path / "wA" / "other.inkml")
+    assert sorted(s.id for s in load_spec(f"inkml:{tmp_path}")) == ["other", "wA/sentence1", "wB/sentence1"]
+    assert sorted(s.id for s in load_spec(f"native:{tmp_path}")) == ["wA/sentence1", "wB/sentence1"]
+    units = sorted(s.id for s in load_spec(f"inkml:{FIXTURES / 'inkml'}@inner"))
+    assert units == sorted(set(units)) and "sentence:w1" in units  # unique ids are left alone
+
+
 def test_parse_spec_errors(tmp_path):
     assert parse_spec("native:/x/y@sel") == ("native", "/x/y", "sel")
     with pytest.raises(DataSpecError, match="not KIND:PATH"):
