@@ -26,7 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scale", type=number(above=0), default=1.0, metavar="F", help="multiply all coordinates by F")
     g.add_argument("--grid", type=number(least=0, most=1), default=0.0, metavar="G",
                    help="snap coordinates to a grid of G times the writing's height, as a screen's pixels "
-                        "under small writing (a Tablet PC gives about 0.05)")
+                        "(writing 20 pixels tall on a Tablet PC that reports pixels: 0.05)")
     p.add_argument("--batch-size", type=whole(1), default=16, metavar="N", help="lines per network call")
     p.add_argument("--ensemble", metavar="M2,M3,...",
                    help="read with these models too: the mean of all networks' log-probabilities per frame "
