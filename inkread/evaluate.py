@@ -20,6 +20,7 @@ how many ``#`` marks there were, and the CLI prints it.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import logging
 import os
@@ -40,6 +41,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CROSSED_OUT = "#"
+
+#: kinds of character edits, in the order they are reported
+EDIT_KINDS = ("letters", "case", "spaces", "punctuation", "digits")
+
+
+def edit_kind(ref: str, hyp: str) -> str:
+    """The kind of one character edit: ``ref`` -> ``hyp``, either may be '' (insertion, deletion).
+
+    A substitution that changes only the case is "case"; otherwise the edit
+    takes the kind of the reference character (of the hypothesis character for
+    an insertion): "spaces", "letters", "digits", or "punctuation" for
+    anything else.
+    """
+    if ref and hyp and ref.lower() == hyp.lower():
+        return "case"
+    c = ref or hyp
+    if c.isspace():
+        return "spaces"
+    if c.isalpha():
+        return "letters"
+    if c.isdigit():
+        return "digits"
+    return "punctuation"
 
 
 def normalize(text: str, crossed_out: str = "keep") -> str:
@@ -63,6 +87,11 @@ class Scores:
         crossed_out_lines: references containing '#'.
         crossed_out_marks: '#' characters in the references.
         crossed_out: the policy used ("keep" or "drop").
+        edit_kinds: character edits by kind (:data:`EDIT_KINDS`, see
+            :func:`edit_kind`); they sum to ``char_errors``.
+        confusions: character edits as (reference, hypothesis) pairs, '' for
+            the missing side of an insertion or deletion. Where several
+            alignments are equally short, one is taken (rapidfuzz's).
     """
 
     samples: int = 0
@@ -73,6 +102,8 @@ class Scores:
     crossed_out_lines: int = 0
     crossed_out_marks: int = 0
     crossed_out: str = "keep"
+    edit_kinds: collections.Counter = field(default_factory=collections.Counter)
+    confusions: collections.Counter = field(default_factory=collections.Counter)
 
     @property
     def cer(self) -> float:
@@ -89,7 +120,12 @@ class Scores:
         self.crossed_out_lines += marks > 0
         self.crossed_out_marks += marks
         r, h = normalize(ref, self.crossed_out), normalize(hyp, self.crossed_out)
-        ce = Levenshtein.distance(r, h)
+        ce = 0
+        for op, i, j in Levenshtein.editops(r, h):
+            pair = (r[i] if op != "insert" else "", h[j] if op != "delete" else "")
+            self.confusions[pair] += 1
+            self.edit_kinds[edit_kind(*pair)] += 1
+            ce += 1
         rw, hw = r.split(), h.split()
         we = Levenshtein.distance(rw, hw)
         self.samples += 1
@@ -99,9 +135,14 @@ class Scores:
         self.word_errors += we
         return ce, we
 
+    def top_confusions(self, n: int = 10) -> list[tuple[str, str, int]]:
+        """The ``n`` most frequent character edits: (reference, hypothesis, count)."""
+        return [(r, h, k) for (r, h), k in sorted(self.confusions.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(cer=self.cer, wer=self.wer)
+        d.update(cer=self.cer, wer=self.wer, edit_kinds={k: self.edit_kinds[k] for k in EDIT_KINDS},
+                 confusions=[list(c) for c in self.top_confusions(20)])
         return d
 
 

@@ -11,7 +11,7 @@ from inkread.cli import main
 from inkread.datasets import load_spec
 from inkread.errors import OptionError
 from inkread.features import FeatureConfig
-from inkread.evaluate import evaluate, normalize, score, tune, write_errors
+from inkread.evaluate import EDIT_KINDS, edit_kind, evaluate, normalize, score, tune, write_errors
 from inkread.lm import CharLM
 from inkread.recognizer import Recognizer
 
@@ -39,6 +39,22 @@ def test_perfect_and_empty():
 def test_whitespace_is_normalised():
     s = score(["  Mr .  Foot "], ["Mr . Foot"])
     assert s.char_errors == 0 and s.ref_chars == len("Mr . Foot")
+
+
+def test_edits_by_kind_and_most_frequent():
+    # "Mr . Foot ' s" read as "Mr. foot's": three spaces lost, a case change; 'x' read as 'k'
+    s = score(["Mr . Foot ' s line", "box", "a,b"], ["Mr. foot's line", "bok", "a.b!"])
+    assert s.char_errors == 4 + 1 + 2
+    assert dict(s.edit_kinds) == {"spaces": 3, "case": 1, "letters": 1, "punctuation": 2}
+    assert sum(s.edit_kinds.values()) == s.char_errors
+    assert s.top_confusions(2) == [(" ", "", 3), ("", "!", 1)]
+    d = s.to_dict()
+    assert d["edit_kinds"] == {"letters": 1, "case": 1, "spaces": 3, "punctuation": 2, "digits": 0}
+    assert d["confusions"][0] == [" ", "", 3] and len(d["confusions"]) == 5
+    json.dumps(d)  # counters with tuple keys would not serialise
+    assert [edit_kind(*p) for p in [("1", "l"), ("", "7"), ("\t", ""), ("é", "e"), ("E", "e")]] == \
+        ["digits", "digits", "spaces", "letters", "case"]
+    assert set(EDIT_KINDS) >= set(s.edit_kinds)
 
 
 def test_crossed_out_marks_keep_and_drop():
@@ -102,6 +118,9 @@ def test_cli_eval_json_and_errors(tmp_path, capsys):
     assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm"]) == 0
     text = capsys.readouterr().out
     assert "CER:" in text and "WER:" in text and "crossed-out" in text
+    if out["char_errors"]:  # the tiny model's errors, by kind and the most frequent
+        assert "edits:" in text and "top edits:" in text
+    assert sum(out["edit_kinds"].values()) == out["char_errors"]
 
 
 def test_cli_eval_bad_inputs_one_line_errors(tmp_path, capsys):

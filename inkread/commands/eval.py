@@ -36,7 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..datasets import load_spec
     from ..errors import DataSpecError, check_writable
-    from ..evaluate import evaluate, write_errors
+    from ..evaluate import EDIT_KINDS, evaluate, write_errors
     if args.errors:
         check_writable(args.errors)  # before the evaluation, not after it
     ds = load_spec(args.data)
@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
                             f"bonus {out['bonus']:g}" if out["lm"] else "greedy, no LM"))
     print(f"CER:       {100 * s.cer:.2f}%  ({s.char_errors} edits / {s.ref_chars} reference characters)")
     print(f"WER:       {100 * s.wer:.2f}%  ({s.word_errors} edits / {s.ref_words} reference words)")
+    if s.char_errors:
+        print("edits:     " + ", ".join(f"{k} {s.edit_kinds[k]} ({100 * s.edit_kinds[k] / s.char_errors:.0f}%)"
+                                        for k in EDIT_KINDS if s.edit_kinds[k]))
+        print("top edits: " + ", ".join(f"{json.dumps(r)}->{json.dumps(h)} {n}" for r, h, n in s.top_confusions(8))
+              + '  (reference->recognised; "" = missing)')
     print(f"crossed-out '#': {s.crossed_out_marks} marks in {s.crossed_out_lines} references "
           f"({'scored as characters' if s.crossed_out == 'keep' else 'removed from both sides'})")
     print(f"time:      {ev.seconds:.2f} s ({out['ms_per_line']:.1f} ms per line)")
