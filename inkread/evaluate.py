@@ -295,6 +295,8 @@ class Comparison:
     draws: int
     only_a: int = 0    # lines of A missing from B, and the reverse (not compared)
     only_b: int = 0
+    kinds_a: dict = field(default_factory=dict)  # character errors by kind (EDIT_KINDS), A and B
+    kinds_b: dict = field(default_factory=dict)
 
     @property
     def difference(self) -> int:
@@ -324,16 +326,16 @@ def compare(a: Sequence[tuple[str, str, str]], b: Sequence[tuple[str, str, str]]
     common = [(i, r, h) for i, r, h in a if i in ref_b]
     if not common:
         raise OptionError(f"{names[0]} and {names[1]} have no line id in common")
-    ea, eb, nchars = [], [], 0
+    ea, eb = [], []
+    sa, sb = Scores(crossed_out=crossed_out), Scores(crossed_out=crossed_out)
     for i, r, h in common:
         rb, hb = ref_b[i]
         if normalize(rb) != normalize(r):
             raise OptionError(f"line {i!r} has different references in {names[0]} and {names[1]} "
                               f"({r!r} and {rb!r}): not the same data")
-        sa, sb = Scores(crossed_out=crossed_out), Scores(crossed_out=crossed_out)
         ea.append(sa.add(r, h)[0])
         eb.append(sb.add(rb, hb)[0])
-        nchars += sa.ref_chars
+    nchars = sa.ref_chars
     d = np.asarray(eb, dtype=np.int64) - np.asarray(ea, dtype=np.int64)
     rng = np.random.default_rng(seed)
     sums = np.array([d[rng.integers(0, len(d), len(d))].sum() for _ in range(draws)]) if draws else d.sum()[None]
@@ -341,7 +343,8 @@ def compare(a: Sequence[tuple[str, str, str]], b: Sequence[tuple[str, str, str]]
     ids_a = {i for i, _, _ in a}
     return Comparison(len(common), nchars, int(sum(ea)), int(sum(eb)), int((d < 0).sum()),
                       int((d > 0).sum()), (float(lo), float(hi)), draws,
-                      len(a) - len(common), sum(1 for i, _, _ in b if i not in ids_a))
+                      len(a) - len(common), sum(1 for i, _, _ in b if i not in ids_a),
+                      {k: sa.edit_kinds[k] for k in EDIT_KINDS}, {k: sb.edit_kinds[k] for k in EDIT_KINDS})
 
 
 # --------------------------------------------------------------------- tuning

@@ -248,13 +248,17 @@ def test_compare_refuses_other_data_and_malformed_files_in_one_line(tmp_path, ca
 def test_cli_compare_prints_the_verdict(tmp_path, capsys):
     refs = [f"line {k} of text" for k in range(30)]
     a = _errors_file(tmp_path / "a.tsv", [(f"i{k}", r, r.replace("t", "l")) for k, r in enumerate(refs)])
-    b = _errors_file(tmp_path / "b.tsv", [(f"i{k}", r, r) for k, r in enumerate(refs)])
+    b = _errors_file(tmp_path / "b.tsv", [(f"i{k}", r, r if k else r + " .") for k, r in enumerate(refs)])
     assert main(["compare", a, b, "--draws", "1000"]) == 0
     out = capsys.readouterr().out
-    assert "B better on 30 lines, worse on 0" in out and "B is better" in out
+    # A misreads two t's a line (60 letters); B gets them right but adds " ." to the first line
+    assert "B better on 29 lines, worse on 0" in out and "B is better" in out
+    assert "by kind:   letters 60 -> 0 (-60), spaces 0 -> 1 (+1), punctuation 0 -> 1 (+1)" in out
     assert main(["compare", b, a, "--json", "--draws", "1000"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["difference"] == 60 and d["interval"][0] > 0 and d["cer_a"] == 0.0
+    assert d["difference"] == 58 and d["interval"][0] > 0 and d["errors_a"] == 2
+    assert d["kinds_a"] == {"letters": 0, "case": 0, "spaces": 1, "punctuation": 1, "digits": 0}
+    assert d["kinds_b"]["letters"] == 60
 
 
 def test_ensemble_reads_the_renormalised_mean_of_the_networks(tmp_path, capsys):

@@ -93,7 +93,7 @@ def configure_compare(p: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from ..evaluate import compare, read_errors
+    from ..evaluate import EDIT_KINDS, compare, read_errors
     c = compare(read_errors(args.a), read_errors(args.b), args.draws, args.seed, args.crossed_out,
                 names=(args.a, args.b))
     if args.json:
@@ -106,6 +106,8 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"B:         {c.errors_b} character errors, CER {100 * d['cer_b']:.2f}%  ({args.b})")
     print(f"B - A:     {c.difference:+d} errors ({100 * (d['cer_b'] - d['cer_a']):+.2f} points); "
           f"B better on {c.better} lines, worse on {c.worse}")
+    print("by kind:   " + ", ".join(f"{k} {c.kinds_a[k]} -> {c.kinds_b[k]} ({c.kinds_b[k] - c.kinds_a[k]:+d})"
+                                      for k in EDIT_KINDS if c.kinds_a[k] or c.kinds_b[k]))
     if c.draws:
         lo, hi = c.interval
         verdict = ("B is better" if hi < 0 else "B is worse" if lo > 0 else "no difference shown")
