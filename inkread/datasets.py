@@ -47,6 +47,7 @@ class Dataset:
     spec: str
     samples: Sequence[Sample]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id or path, reason)
+    sources: dict[str, str] = field(default_factory=dict)  # sample id -> the file it came from (folders)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -109,10 +110,11 @@ def _files(path: str, suffixes: tuple[str, ...], spec: str) -> list[Path]:
     raise DataSpecError(f"no such file or folder: {path}", spec)
 
 
-def _unique_ids(found: list[tuple[Path, Sample]], path: str) -> list[Sample]:
+def _unique_ids(found: list[tuple[Path, Sample]], path: str, ds: Dataset) -> list[Sample]:
     """Samples whose ids repeat (``sentence1`` in every writer's folder) get the file's path
     under the spec's folder instead of its stem, so that `eval --errors` and `compare` can
-    tell the lines apart."""
+    tell the lines apart. Each sample's file goes into ``ds.sources``, so that a message about
+    a sample can name the file (its id may be one written inside it)."""
     counts = Counter(s.id for _, s in found)
     root = Path(path).expanduser()
     out = []
@@ -125,6 +127,7 @@ def _unique_ids(found: list[tuple[Path, Sample]], path: str) -> list[Sample]:
                 s = s._replace(id=rel + s.id[len(f.stem):])
             else:
                 s = s._replace(id=f"{rel}:{s.id}")
+        ds.sources.setdefault(s.id, str(f))
         out.append(s)
     return out
 
@@ -143,7 +146,7 @@ def _load_native(path: str, sel: Optional[str], spec: str) -> Dataset:
             ds.skipped.append((str(f), "no text label"))
             continue
         found.append((f, Sample(ink, ink.text, ink.id or f.stem, ink.writer)))
-    ds.samples = _unique_ids(found, path)
+    ds.samples = _unique_ids(found, path, ds)
     return ds
 
 
@@ -163,7 +166,7 @@ def _load_inkml(path: str, sel: Optional[str], spec: str) -> Dataset:
             ds.skipped.append((str(f), "no labelled unit"))
         for ink in units:
             found.append((f, Sample(ink, ink.text, ink.id or f.stem, ink.writer)))
-    ds.samples = _unique_ids(found, path)
+    ds.samples = _unique_ids(found, path, ds)
     return ds
 
 

@@ -96,6 +96,8 @@ def user_lines(specs: Sequence[str | Dataset]) -> Dataset:
                                                         else f"native:{s}")
         merged.samples.extend(ds.samples)
         merged.skipped.extend(ds.skipped)
+        for k, v in ds.sources.items():
+            merged.sources.setdefault(k, v)
     return merged
 
 
@@ -132,11 +134,12 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
     skipped = list(ds.skipped)
     for s in ds.samples:
         unknown = init.alphabet.unknown(s.text)
+        name = ds.sources.get(s.id, s.id)  # the file, where the sample's id is one written inside it
         if unknown:
-            skipped.append((s.id, "characters the model cannot write: "
+            skipped.append((name, "characters the model cannot write: "
                                   + " ".join(repr(c) for c in sorted(unknown))))
         elif s.ink.is_empty:
-            skipped.append((s.id, "no ink"))
+            skipped.append((name, "no ink"))
         else:
             usable.append(s)
     if not usable:
