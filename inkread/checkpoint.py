@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -151,9 +153,15 @@ def load(path: os.PathLike | str, map_location: str = "cpu") -> Loaded:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("no such model file", path)
+    if not zipfile.is_zipfile(path):  # torch's own message would be about pickles and weights_only
+        raise CheckpointError("not an inkread model file (damaged or cut short, or another kind of file: "
+                              "a model is the zip archive `inkread train` or `export` writes)", path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
+    except pickle.UnpicklingError:
+        raise CheckpointError("not an inkread model file (it holds Python objects that a safe load "
+                              "refuses to run)", path) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"not a loadable inkread model ({first[:200]})", path) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:

@@ -52,6 +52,7 @@ import os
 import shutil
 import re
 import textwrap
+import zipfile
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -486,6 +487,9 @@ class CharLM:
         lm = _read_cache(cls, key)
         if lm is not None:
             return lm
+        if not zipfile.is_zipfile(io.BytesIO(data)):  # numpy's own message would be about pickles
+            raise CheckpointError("not an inkread language model (damaged or cut short, or another kind "
+                                  "of file: an LM is the .npz archive `inkread lm build` writes)", path)
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

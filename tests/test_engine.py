@@ -119,12 +119,18 @@ class _Evil:
         return (print, ("pwned",))
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage bytes", "pickle", "foreign", "mismatch"])
+@pytest.mark.parametrize("content", [b"", b"garbage bytes", "pickle", "zipped pickle", "cut short", "foreign",
+                                     "mismatch"])
 def test_checkpoint_refuses_bad_files(tmp_path, content):
     p = tmp_path / "bad.pt"
     if content == "pickle":
         with open(p, "wb") as fh:
             pickle.dump({"format": "inkread-model", "x": _Evil()}, fh)
+    elif content == "zipped pickle":
+        torch.save({"format": "inkread-model", "x": _Evil()}, p)
+    elif content == "cut short":
+        save(p, _tiny_model(), Alphabet("abcd"), FeatureConfig())
+        p.write_bytes(p.read_bytes()[:-200])
     elif content == "foreign":
         torch.save({"state_dict": {}}, p)
     elif content == "mismatch":
@@ -134,3 +140,9 @@ def test_checkpoint_refuses_bad_files(tmp_path, content):
     with pytest.raises(CheckpointError) as err:
         load(p)
     assert str(p) in str(err.value)
+    # one plain reason, not torch's advice to load with weights_only=False
+    assert "weights_only" not in str(err.value)
+    if content in (b"", b"garbage bytes", "pickle", "cut short"):
+        assert "damaged or cut short, or another kind of file" in str(err.value)
+    if content == "zipped pickle":
+        assert "Python objects that a safe load refuses" in str(err.value)

@@ -125,8 +125,8 @@ def test_bad_files_raise_checkpoint_error_naming_the_file(tmp_path):
         CharLM.load(tmp_path / "missing.npz")
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip at all")
-    with pytest.raises(CheckpointError, match="junk.npz"):
-        CharLM.load(junk)
+    with pytest.raises(CheckpointError, match="junk.npz.*damaged or cut short, or another kind of file"):
+        CharLM.load(junk)  # not numpy's advice to load with allow_pickle
     other = tmp_path / "other.npz"
     np.savez(other, meta=np.frombuffer(b'{"format": "something-else"}', np.uint8))
     with pytest.raises(CheckpointError, match="format"):
