@@ -566,6 +566,25 @@ def test_resume_checks_its_overrides_too(tmp_path, capsys):
     assert "--lr: 0 is not above 0" in capsys.readouterr().err
 
 
+def test_a_new_run_into_a_run_folder_is_refused_in_one_line(tmp_path, capsys):
+    """`train --out DIR` where DIR holds a run: training anew would append to its metrics.csv and
+    replace last.pt while keeping the other run's best.pt; it is refused, naming --resume."""
+    from inkread.cli import main
+    from recog_helpers import write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.csv").write_text("epoch,step\n1,10\n")
+    assert main(["train", "--train", f"native:{data}", "--out", str(run), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{run}: already holds a run (metrics.csv): continue it with --resume {run}" in err
+    assert len(err.splitlines()) == 1 and (run / "metrics.csv").read_text() == "epoch,step\n1,10\n"
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.csv"]
+    (tmp_path / "empty").mkdir()  # an empty folder, or one holding other files, is fine to train into
+    assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "empty"), "--epochs", "1",
+                 "--hidden-size", "8", "--num-layers", "1", "--conv-channels", "4", "--threads", "1"]) == 0
+
+
 def test_bf16_option_runs_the_forward_pass_in_bfloat16_and_is_kept_on_resume(tmp_path):
     """--bf16 is stored in the run, survives --resume, trains to a finite loss, and puts the
     network's layers (not the loss) in bfloat16; without it everything stays float32."""
@@ -585,6 +604,11 @@ def test_bf16_option_runs_the_forward_pass_in_bfloat16_and_is_kept_on_resume(tmp
     assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "f"), "--epochs", "1",
                  *common]) == 0
     assert load(tmp_path / "f" / "last.pt").train_state["train_config"]["bf16"] is False
+    # a second new run into a run's folder is refused (it would mix the two), before any training
+    before = {p.name: p.read_bytes() for p in (tmp_path / "f").iterdir() if p.is_file()}
+    assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "f"), "--epochs", "1",
+                 *common]) == 2
+    assert {p.name: p.read_bytes() for p in (tmp_path / "f").iterdir() if p.is_file()} == before
 
     model = run.model.train()
     b = make_batch(run.sources[0][:3], run.fcfg, None, run.cfg)

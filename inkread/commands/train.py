@@ -22,7 +22,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=_weights, default=None, metavar="W1,W2,...",
                    help="mixing weights of the --train specs, relative to the first (default all 1)")
     p.add_argument("--val", metavar="SPEC", help="validation data spec (model selection, early stopping)")
-    p.add_argument("--out", metavar="DIR", help="run folder: checkpoints, metrics.csv")
+    p.add_argument("--out", metavar="DIR", help="run folder: checkpoints, metrics.csv (a new one, or empty of "
+                   "a run: a folder that holds one is continued with --resume)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
     p.add_argument("--alphabet", help="fixed alphabet string instead of the training labels")
     p.add_argument("--init", metavar="MODEL",
@@ -81,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import check_writable
     if args.out and not args.resume:
         check_writable(args.out, folder=True)  # before loading data and training
+        held = [n for n in ("last.pt", "best.pt", "metrics.csv") if (Path(args.out) / n).exists()]
+        if held:  # a new run would append to its metrics and replace its checkpoints, keeping its best
+            raise OptionError(f"already holds a run ({', '.join(held)}): continue it with --resume "
+                              f"{args.out}, or give another --out", args.out)
     if args.resume:
         run_, opt_state = resume_run(Path(args.resume), over)
     else:
