@@ -190,24 +190,32 @@ class InkCanvas(QWidget):
         self._changed()
 
     def fit_view(self, margin: float = 24.0) -> None:
-        """Show loaded ink at about the size of writing on the guide lines.
+        """Show loaded ink whole, its lines on the guide lines.
 
         Ink that already lies inside the canvas keeps identity mapping (it
-        was written here). Other ink is scaled so each of its text lines is
-        about as tall as a guide line, never larger than the canvas, and put
-        at the top left, so the guides and new writing line up with it.
+        was written here). Other ink is put at the top left on a page where
+        each of its text lines is about as tall as a guide line (zoom 1), so
+        the guides and new writing line up with it; when that page is larger
+        than the canvas (many lines, a long line), the view is zoomed out to
+        show it whole (down to MIN_ZOOM), the guides zoomed with the ink.
         """
         ink = self.doc.to_ink()
-        self.view = View()
+        self.view = self._home = View()
         if not ink.is_empty:
             x0, y0, x1, y1 = ink.bbox()
             if not (x0 >= 0 and y0 >= 0 and x1 <= self.width() and y1 <= self.height()):
-                n_lines = max(len(group_lines(ink)), 1)
-                w, h = max(self.width() - 2 * margin, 50), max(self.height() - 2 * margin, 50)
-                s = min(w / max(x1 - x0, 1e-9), h / max(y1 - y0, 1e-9),
-                        0.8 * LINE_SPACING * n_lines / max(y1 - y0, 1e-9))
-                self.view = View(s, margin - s * x0, 0.25 * LINE_SPACING - s * y0)
-        self._home = self.view
+                ys = ink.to_array()[:, 1]
+                mids = [float(np.median(ys[line.points])) for line in group_lines(ink)]  # top to bottom
+                s = 0.8 * LINE_SPACING * len(mids) / max(y1 - y0, 1e-9)  # a text line a guide line tall
+                pitch = float(np.median(np.diff(mids))) if len(mids) > 1 else 0.0
+                if pitch > 0:  # lines as far apart as the guides
+                    s = min(LINE_SPACING / pitch, 2 * s)
+                # the first line's middle between its guides, and its top on the page
+                dy = max(0.65 * LINE_SPACING - s * mids[0], 0.1 * LINE_SPACING - s * y0)
+                self._home = View(s, margin - s * x0, dy)
+                w, h = max(self.width() - 2 * margin, 50), max(self.height() - margin, 50)
+                z = min(1.0, max(MIN_ZOOM, min(w / (s * max(x1 - x0, 1e-9)), h / (s * y1 + dy))))
+                self.view = View(s * z, self._home.dx * z, self._home.dy * z)
         self._cache = None
         self.update()
 

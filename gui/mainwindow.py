@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         self.act_correct = a("C&orrect line text...", self.correct_line, QKeySequence("F2"),
                              "Type what the current line says (its label for fine-tuning)")
         self.act_recognize = a("&Recognise now", self.controller.request_now, QKeySequence("F5"))
-        self.act_fit = a("&Fit ink to view", self.canvas.fit_view, QKeySequence("Ctrl+0"),
+        self.act_fit = a("&Fit ink to view", lambda: self.canvas.fit_view(), QKeySequence("Ctrl+0"),
                          "Show the whole ink at writing size (undoes zooming and scrolling)")
         self.act_zoom_in = a("Zoom &in", self.canvas.zoom_in, [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")],
                              "Or Ctrl + mouse wheel; Shift + wheel scrolls sideways; "

@@ -5,10 +5,10 @@ import logging
 import math
 from typing import Optional
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import (QApplication, QLabel, QListWidget, QListWidgetItem, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea,
+                               QSizePolicy, QVBoxLayout, QWidget)
 
 from .colors import PALETTE
 from .recognition import PageResult
@@ -67,11 +67,16 @@ class TextView(QWidget):
     def _row_height(self) -> float:
         return QFontMetricsF(self.font()).height() * 1.35
 
+    def _text_width(self) -> int:
+        fm = QFontMetricsF(self.font())
+        return int(max((fm.horizontalAdvance(t) for t in self.lines), default=0)) + 16
+
     def sizeHint(self) -> QSize:
-        return QSize(300, int(self._row_height() * max(len(self.lines), 2) + 12))
+        return QSize(max(300, self._text_width()), int(self._row_height() * max(len(self.lines), 2) + 12))
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(120, int(self._row_height() * max(len(self.lines), 1) + 12))
+        # all of the text: the panel's scroll area shows what the window has room for
+        return QSize(max(120, self._text_width()), int(self._row_height() * max(len(self.lines), 1) + 12))
 
     def char_rect(self, line: int, index: int) -> QRectF:
         """Where character ``index`` of ``line`` is drawn (widget coordinates)."""
@@ -135,6 +140,12 @@ class ResultPanel(QWidget):
         self.result: Optional[PageResult] = None
         self.current_line = 0
         self.text = TextView(self)
+        # a page of many (or long) lines scrolls here instead of growing the window past the screen
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(self.text)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setMinimumHeight(int(self.text._row_height() * 2 + 14))
         self.nbest_label = QLabel("Alternatives", self)
         self.nbest = QListWidget(self)
         self.nbest.setToolTip("Click an alternative to use it for this line")
@@ -144,7 +155,7 @@ class ResultPanel(QWidget):
         self.timing.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.text)
+        layout.addWidget(self.scroll, 2)
         layout.addWidget(self.nbest_label)
         layout.addWidget(self.nbest, 1)
         layout.addWidget(self.timing)
@@ -159,6 +170,15 @@ class ResultPanel(QWidget):
             self.current_line = self._last_changed_line(result)
         self._fill_nbest()
         self._fill_timing()
+        QTimer.singleShot(0, self._show_current_line)  # once the text view has its new size
+
+    def _show_current_line(self) -> None:
+        """Scroll the text so that the current line (the one being written) is in view."""
+        if self.text.lines and self.current_line < len(self.text.lines):
+            r = self.text.char_rect(self.current_line, 0) if self.text.lines[self.current_line] else None
+            top = int(r.top()) if r is not None else int(6 + self.current_line * self.text._row_height())
+            self.scroll.ensureVisible(0, top + int(self.text._row_height() / 2), 0,
+                                      int(self.text._row_height()))
 
     def _last_changed_line(self, result: PageResult) -> int:
         # The line holding the newest stroke is the one the user is writing.

@@ -47,8 +47,8 @@ class SaliencyPanel(QWidget):
             self.method.addItem(label, key)
         self.method.currentIndexChanged.connect(
             lambda _: self.methodChanged.emit(self.method.currentData()))
-        self.status = QLabel("Click a recognised character (in the text or on the canvas) "
-                             "to see which ink drove it.", self)
+        self.status = QLabel("Click a recognised character in the text, or right-click it on the "
+                             "canvas, to see which ink drove it.", self)
         self.status.setWordWrap(True)
         self.clear_button = QPushButton("Clear heat", self)
         self.clear_button.clicked.connect(self.clearRequested)

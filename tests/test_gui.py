@@ -226,6 +226,38 @@ def test_zoom_keeps_the_ink_under_the_pointer_and_the_guides_with_the_ink(qtbot,
     assert c.zoom == 1.0 and (c.view.dx, c.view.dy) == (0.0, 0.0)
 
 
+def _page(n_lines: int, width: float = 5000.0, pitch: float = 1000.0) -> Ink:
+    """A page in a device's units (far outside the canvas): ``n_lines`` lines of three words."""
+    strokes = []
+    for k in range(n_lines):
+        for w0 in (0.0, 0.4 * width, 0.75 * width):
+            x = np.linspace(w0, w0 + 0.2 * width, 40)
+            y = k * pitch + 300 * np.abs(np.sin(x / 150.0))
+            strokes.append(Stroke(x, y, 0.01 * np.arange(40) + k * 10 + w0 / width))
+    return Ink(strokes)
+
+
+@pytest.mark.parametrize("n_lines", [2, 15])
+def test_opened_ink_lies_on_the_guides_and_fits_the_window(make_window, tmp_path, n_lines):
+    """A page opened from a file is shown whole, with a margin, and with its lines on the guide
+    lines (their pitch zoomed as the ink is), so that new writing on a free guide does not land on
+    other lines; Ctrl+0 shows it the same way again."""
+    from inkread.gui.canvas import LINE_SPACING
+    w = make_window()
+    c = w.canvas
+    path = tmp_path / "page.json"
+    write_ink(_page(n_lines), path)
+    assert w.open_file(path)
+    for step in ("open", "fit"):
+        x, y = c.view.to_widget(np.array([0.0, 5000.0]), np.array([0.0, 1000.0 * (n_lines - 1) + 300]))
+        assert 5 <= x[0] and x[1] <= c.width() and 5 <= y[0] and y[1] <= c.height(), (step, x, y)
+        pitch = 1000.0 * c.view.scale  # one line to the next, on screen
+        assert pitch == pytest.approx(LINE_SPACING * c.zoom, rel=0.1), step
+        assert c.zoom <= 1.0 and (c.zoom < 1.0) == (n_lines == 15)
+        c.zoom_by(2.0)
+        w.act_fit.trigger()  # the action's `checked` argument must not become the margin
+
+
 def test_shift_wheel_scrolls_sideways_for_long_lines_and_not_left_of_the_page(make_window):
     from inkread.gui.canvas import LINE_SPACING
     w = make_window(recognizer=FakeRecognizer())
@@ -704,6 +736,28 @@ def test_layout_fits_1280x800(make_window):
     w.resize(1280, 800)
     assert w.width() <= 1280 and w.height() <= 800
     assert w.canvas.width() >= 700 and w.canvas.height() >= 500
+
+
+def test_a_long_page_scrolls_in_the_text_panel_instead_of_growing_the_window(qtbot, make_window, tmp_path):
+    """30 recognised lines (and the demo panel open) leave the window at 1280x800: the text
+    scrolls, showing the line last written, and the panel's controls stay on screen."""
+    w = make_window(recognizer=FakeRecognizer())
+    w.resize(1280, 800)
+    path = tmp_path / "page.json"
+    write_ink(_page(30), path)
+    assert w.open_file(path)
+    qtbot.waitUntil(lambda: len(w.results.text.lines) == 30, timeout=10000)
+    w.act_demo.trigger()  # the demo panel takes height from the window too
+    qtbot.wait(50)
+    assert w.minimumSizeHint().height() <= 800 and w.width() <= 1280 and w.height() <= 800
+    assert w.results.scroll.verticalScrollBar().maximum() > 0  # it scrolls
+    assert w.results.nbest.isVisible() and w.results.nbest.height() > 20
+    bottom = w.results.timing.mapTo(w, w.results.timing.rect().bottomLeft()).y()
+    assert bottom <= w.height()
+    w.results.show_line(29)
+    w.results._show_current_line()
+    bar = w.results.scroll.verticalScrollBar()
+    assert bar.value() == bar.maximum()  # the last line is in view
 
 
 def test_tiny_real_model_recognises_live(qtbot, make_window, tmp_path):
