@@ -39,6 +39,7 @@ from .saliency_view import DemoPanel, SaliencyPanel
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
+TYPED_LINES = "typed_lines"  # the saved page's metadata key for typed line texts
 SAVE_FILTERS = {"Native ink (*.json)": ".json", "InkML (*.inkml)": ".inkml"}
 EXPORT_FILTERS = {"PNG image (*.png)": ".png", "SVG image (*.svg)": ".svg"}
 
@@ -71,12 +72,13 @@ class MainWindow(QMainWindow):
         self.last_error: Optional[str] = None
         self.closing = False
         self.corrections: dict[tuple, str] = {}  # typed text per line (its strokes' ids)
+        self.text_changed = False  # a line's text was typed or chosen since the page was saved or opened
         self.heat_request: Optional[tuple] = None
         self.setWindowTitle("inkread")
         self.setAcceptDrops(True)
         self._build_widgets()
         self.controller = RecognitionController(lambda: self.canvas.doc, self)
-        self.autosaver = Autosaver(lambda: self.canvas.doc.to_ink(), autosave_dir, parent=self)
+        self.autosaver = Autosaver(self.ink_to_save, autosave_dir, parent=self)
         self.tuner = FineTuner(self)
         self.models_dir = (autosave_dir or default_dir()) / "models"  # where fine-tuned models go
         self._build_actions()
@@ -389,8 +391,7 @@ class MainWindow(QMainWindow):
     def _doc_changed(self) -> None:
         self.heat_request = None
         self.controller.schedule()
-        doc = self.canvas.doc
-        if doc.modified and len(doc):
+        if self.unsaved():
             self.autosaver.changed()
         else:  # nothing unsaved (just opened, saved, or an empty page): nothing to recover
             self.autosaver.discard()
@@ -402,7 +403,12 @@ class MainWindow(QMainWindow):
         self.act_redo.setEnabled(doc.can_redo())
         self.act_clear.setEnabled(len(doc) > 0)
         name = self.path.name if self.path else "untitled"
-        self.setWindowTitle(f"{name}{'*' if doc.modified and len(doc) else ''} - inkread")
+        self.setWindowTitle(f"{name}{'*' if self.unsaved() else ''} - inkread")
+
+    def unsaved(self) -> bool:
+        """Whether the page holds ink, or typed or chosen line text, that is not saved."""
+        doc = self.canvas.doc
+        return bool(len(doc)) and (doc.modified or self.text_changed)
 
     # ---------------------------------------------------------------- results
     def show_result(self, result: PageResult) -> None:
@@ -441,6 +447,9 @@ class MainWindow(QMainWindow):
         self.results.show_line(line)
         self.canvas.set_boxes(self._boxes(result))
         self._status(f"Line {line + 1}: using {result.lines[line].shown_text!r}")
+        self.text_changed = True  # the text a save writes has changed
+        self.autosaver.changed()
+        self._update_state()
 
     def correct_line(self) -> bool:
         """Type the text of the current line: it becomes the chosen alternative, marked as typed.
@@ -557,6 +566,8 @@ class MainWindow(QMainWindow):
     def _set_document(self, doc: InkDocument, path: Optional[Path]) -> None:
         self.path = path
         self.corrections.clear()
+        self.text_changed = False
+        self._restore_typed(doc)
         self.results.set_result(None)
         self.canvas.set_document(doc)
         self.controller.schedule(0)
@@ -586,13 +597,34 @@ class MainWindow(QMainWindow):
         return True
 
     def ink_to_save(self) -> Ink:
-        """The page as saved: the loaded label while the strokes are unchanged, else the shown text."""
+        """The page as saved: the loaded label while the strokes are unchanged, else the shown text;
+        typed line texts in ``metadata["typed_lines"]`` (each line's stroke indices and text), so
+        that opening the file (or recovering it) brings them back."""
         doc = self.canvas.doc
         ink = doc.to_ink()
-        if not doc.pristine or ink.text is None:
+        if not doc.pristine or ink.text is None or self.text_changed:
             text = self.results.text.text() if self.results.result else None
             ink = ink.replace(text=text or None)
-        return ink
+        meta = {k: v for k, v in ink.metadata.items() if k != TYPED_LINES}
+        pos = {sid: k for k, sid in enumerate(doc.ids)}
+        typed = sorted(({"strokes": [pos[i] for i in key], "text": text} for key, text in self.corrections.items()
+                        if key and all(i in pos for i in key)), key=lambda d: d["strokes"])
+        if typed:
+            meta[TYPED_LINES] = typed
+        return ink.replace(metadata=meta)
+
+    def _restore_typed(self, doc: InkDocument) -> None:
+        """Typed line texts saved with the page (see :meth:`ink_to_save`), as corrections again;
+        entries that do not fit the page's strokes are left out."""
+        typed = doc.template.metadata.get(TYPED_LINES)
+        for entry in typed if isinstance(typed, list) else []:
+            idx = entry.get("strokes") if isinstance(entry, dict) else None
+            text = entry.get("text") if isinstance(entry, dict) else None
+            if (isinstance(text, str) and text.split() and isinstance(idx, list) and idx
+                    and all(isinstance(i, int) and 0 <= i < len(doc.ids) for i in idx)):
+                self.corrections[tuple(doc.ids[i] for i in idx)] = " ".join(text.split())
+            else:
+                log.info("typed line text not restored: %r", entry)
 
     def save(self) -> bool:
         if self.path is None:
@@ -604,13 +636,16 @@ class MainWindow(QMainWindow):
         return bool(path) and self._write(Path(path))
 
     def _write(self, path: Path) -> bool:
+        ink = self.ink_to_save()
         try:
-            write_ink(self.ink_to_save(), path)
+            write_ink(ink, path)
         except InkreadError as exc:
             self.show_error("Cannot save ink", str(exc))
             return False
+        self.canvas.doc.template = ink.replace(strokes=[], char_of_point=None)  # the file's label now
         self.path = path
         self.canvas.doc.mark_saved()
+        self.text_changed = False
         self.autosaver.discard()
         self._add_recent(path)
         self._update_state()
@@ -765,8 +800,7 @@ class MainWindow(QMainWindow):
 
     def confirm_discard(self) -> bool:
         """True when there are no unsaved strokes or the user agrees to lose them."""
-        doc = self.canvas.doc
-        if not (doc.modified and len(doc)):
+        if not self.unsaved():
             return True
         answer = QMessageBox.question(
             self, "Unsaved ink", "The page has unsaved ink. Save it first?",

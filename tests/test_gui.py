@@ -636,6 +636,52 @@ def test_correct_line_types_the_label_that_saving_lines_uses(qtbot, make_window,
     assert sorted(read_ink(f).text for f in tmp_path.glob("*.json")) == ["ab", "cab"]
 
 
+def test_typed_text_is_unsaved_work_and_comes_back_with_the_file_and_after_a_crash(qtbot, make_window, tmp_path):
+    """A typed correction marks the page unsaved (title *, the discard question, autosave); a
+    saved page keeps it (metadata typed_lines) and opening the file, or recovering the
+    autosave, shows it again instead of the recognised text."""
+    from inkread.formats import read_ink
+    auto = tmp_path / "auto"
+    w = make_window(autosave=auto, recognizer=FakeRecognizer())
+    w.autosaver.timer.setInterval(20)
+    draw(w.canvas, squiggle(40, 90))
+    draw(w.canvas, squiggle(90, 90))
+    draw(w.canvas, squiggle(40, 210, 6))  # the next guide line
+    wait_text(qtbot, w, "ab\na")
+    path = tmp_path / "page.json"
+    w.ask_save_path = lambda title, filters: str(path)
+    assert w.save() and not w.unsaved() and "*" not in w.windowTitle()
+    w.results.show_line(0)
+    w.ask_text = lambda title, label, text: "hello"
+    assert w.correct_line()
+    assert w.unsaved() and "page.json* - inkread" == w.windowTitle()
+    qtbot.waitUntil(lambda: (auto / "autosave.json").is_file(), timeout=3000)
+    assert w.save() and not w.unsaved()
+    saved = read_ink(path)
+    assert saved.text == "hello\na" and saved.metadata["typed_lines"] == [{"strokes": [0, 1], "text": "hello"}]
+    assert w.save() and read_ink(path).text == "hello\na"  # saving again keeps it
+    w2 = make_window(recognizer=FakeRecognizer())
+    assert w2.open_file(path)
+    wait_text(qtbot, w2, "hello\na")
+    assert not w2.unsaved()
+    w2.results.show_line(0)
+    assert w2.results.nbest.count() == 3 and "(typed)" in w2.results.nbest.item(2).text()
+    # after a crash: the autosave of an unsaved correction brings it back
+    w.ask_text = lambda title, label, text: "world"
+    assert w.correct_line() and w.unsaved()
+    qtbot.waitUntil(lambda: (auto / "autosave.json").is_file(), timeout=3000)
+    w3 = make_window(autosave=auto, recognizer=FakeRecognizer())
+    w3.ask_recover = lambda ink: True
+    assert w3.offer_recovery()
+    wait_text(qtbot, w3, "world\na")
+    # entries that do not fit the page are left out, not raised
+    bad = saved.replace(metadata={"typed_lines": [{"strokes": [0, 99], "text": "x"}, "junk",
+                                                  {"strokes": [2], "text": ["y"]}, {"text": "z"}]})
+    write_ink(bad, tmp_path / "bad.json")
+    assert w2.open_file(tmp_path / "bad.json")
+    wait_text(qtbot, w2, "ab\na")
+
+
 def test_fine_tune_offers_to_save_and_train_on_the_page_being_written(qtbot, make_window, tmp_path):
     from inkread.formats import read_ink
     from recog_helpers import save_tiny_model
