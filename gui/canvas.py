@@ -303,11 +303,21 @@ class InkCanvas(QWidget):
         self.boxes, self.selected, self.heat = [], None, None
         self._cache = None
 
-    def box_at(self, pos: QPointF) -> Optional[CharBox]:
-        """The box under a widget position (the smallest, when boxes nest)."""
+    def box_at(self, pos: QPointF, reach: float = 10.0) -> Optional[CharBox]:
+        """The box under a widget position (the smallest, when boxes nest), else the nearest
+        within ``reach`` pixels: a character's box holds the ink its frames came from, which
+        may leave part of the letter (the bowl of an a) just outside it."""
         x, y = self.view.to_ink(pos)
         hits = [b for b in self.boxes if b.rect[0] <= x <= b.rect[2] and b.rect[1] <= y <= b.rect[3]]
-        return min(hits, key=lambda b: (b.rect[2] - b.rect[0]) * (b.rect[3] - b.rect[1]), default=None)
+        if hits:
+            return min(hits, key=lambda b: (b.rect[2] - b.rect[0]) * (b.rect[3] - b.rect[1]))
+
+        def gap(b: CharBox) -> float:  # widget pixels from the position to the box
+            dx = max(b.rect[0] - x, 0.0, x - b.rect[2])
+            dy = max(b.rect[1] - y, 0.0, y - b.rect[3])
+            return float(np.hypot(dx, dy)) * self.view.scale
+        near = min(self.boxes, key=gap, default=None)
+        return near if near is not None and gap(near) <= reach else None
 
     # ----------------------------------------------------------------- input
     def _event_seconds(self, timestamp_ms: int) -> float:

@@ -487,6 +487,8 @@ class MainWindow(QMainWindow):
             return
         line, index = key
         res = result.lines[line]
+        if res.chosen != 0 or explain.unavailable() or self.controller.recognizer is None:
+            self.clear_heat()  # the heat shown belongs to another character
         if res.chosen != 0:
             self.saliency.set_status("Saliency is computed for the best hypothesis; "
                                      "choose it again in the list to explain its characters.")

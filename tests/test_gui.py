@@ -466,6 +466,23 @@ def test_clicking_a_character_shows_its_heat(qtbot, make_window, monkeypatch):
     before = w.canvas.grab().toImage()
     w.clear_heat()
     assert w.canvas.heat is None and before.width() > 0
+    # on the canvas: a right-click in a character's box, or a few pixels outside it (the box holds
+    # the ink of the character's frames, which may leave part of the letter out); not far away
+    c = w.canvas
+    box = next(b for b in c.boxes if b.key == (0, 0))
+    (x0, x1), (y0, y1) = c.view.to_widget(np.array(box.rect[0::2]), np.array(box.rect[1::2]))
+    for at, picked in [((x0 + 1, (y0 + y1) / 2), (0, 0)), ((x0 - 6, (y0 + y1) / 2), (0, 0)),
+                       ((x0 - 40, y1 + 40), None)]:
+        c.set_selected(None)
+        QTest.mouseClick(c, Qt.RightButton, Qt.NoModifier, QPoint(int(at[0]), int(at[1])))
+        assert c.selected == picked, (at, picked)
+    assert len(c.doc) == 2  # a pick writes nothing
+    qtbot.waitUntil(lambda: w.canvas.heat is not None, timeout=5000)
+    w.results.show_line(0)
+    w.ask_text = lambda title, label, text: "xy"
+    assert w.correct_line()  # typed text is not what the network read: no heat, and none left over
+    QTest.mouseClick(view, Qt.LeftButton, Qt.NoModifier, view.char_rect(0, 1).center().toPoint())
+    assert w.canvas.heat is None and "best hypothesis" in w.saliency.status.text()
 
 
 def test_saliency_missing_is_said_plainly(qtbot, make_window, monkeypatch):
