@@ -161,7 +161,7 @@ class MainWindow(QMainWindow):
                              "Type what the current line says (its label for fine-tuning)")
         self.act_recognize = a("&Recognise now", self.controller.request_now, QKeySequence("F5"))
         self.act_fit = a("&Fit ink to view", lambda: self.canvas.fit_view(), QKeySequence("Ctrl+0"),
-                         "Show the whole ink at writing size (undoes zooming and scrolling)")
+                         "Show the whole ink, its lines on the guide lines (undoes zooming and scrolling)")
         self.act_zoom_in = a("Zoom &in", self.canvas.zoom_in, [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")],
                              "Or Ctrl + mouse wheel; Shift + wheel scrolls sideways; "
                              "middle-button drag or Space + drag moves the page")
