@@ -292,6 +292,7 @@ class Run:
     history: list = field(default_factory=list)
     word_bank: Optional[WordBank] = None  # --word-mix: built from the first source, never stored
     teachers: list = field(default_factory=list)  # --teachers: Teacher forward passes, never stored
+    teachers_checked: bool = False  # whether the teachers' frames were compared (once a process)
     write_files: bool = True      # False: no checkpoints or metrics in ``out`` (inkread.finetune)
 
 
@@ -377,18 +378,40 @@ def load_teachers(cfg: TrainConfig, alphabet: Alphabet, fcfg: FeatureConfig,
 
 def distill_loss(teachers: Sequence[Teacher], x: torch.Tensor, lengths: torch.Tensor,
                  lp: torch.Tensor, olen: torch.Tensor, target_lengths: torch.Tensor,
-                 cfg: TrainConfig) -> torch.Tensor:
+                 cfg: TrainConfig, check: Optional[Callable] = None) -> torch.Tensor:
     """KL divergence from the teachers' ensemble to the network, summed over each line's
     frames and divided by its target length (as CTC's mean reduction is), averaged over lines.
 
     The ensemble is the renormalised mean of the teachers' log-probabilities per frame
     (what reading them together greedily uses); the teachers run without dropout or gradient.
+    ``check(outputs, olen)``, if given, sees each teacher's log-probabilities of the batch.
     """
     with torch.no_grad(), train_autocast(cfg):
-        t = torch.stack([teach(x, lengths) for teach in teachers]).mean(0).log_softmax(-1)
+        outs = [teach(x, lengths) for teach in teachers]
+        t = torch.stack(outs).mean(0).log_softmax(-1)
+    if check is not None:
+        check(outs, olen)
     mask = torch.arange(lp.shape[1], device=lp.device)[None, :] < olen.to(lp.device)[:, None]
     kl = (t.exp() * (t - lp.float())).sum(-1) * mask  # (B, T')
     return (kl.sum(1) / target_lengths.to(lp.device).clamp(min=1)).mean()
+
+
+def _check_teachers(run: Run, outs: Sequence[torch.Tensor], olen: torch.Tensor) -> None:
+    """Warn, once, when a teacher writes its characters at other frames than the first one:
+    their mean, the distribution taught, would then drop characters (see
+    :func:`inkread.evaluate.frame_agreement`)."""
+    from .evaluate import AGREEMENT_WARN, frame_agreement
+    run.teachers_checked = True
+    paths = [p.strip() for p in run.cfg.teachers.split(",") if p.strip()]
+    lines = [[o[b, : int(olen[b])].float().cpu().numpy() for b in range(o.shape[0])] for o in outs]
+    for k in range(1, len(lines)):
+        agree = frame_agreement(lines[0], lines[k])
+        if agree < AGREEMENT_WARN:
+            log.warning("--teachers: %s writes the same character at the same frame as %s only %.0f%% of "
+                        "the time on the first batch (r18 and a network that learned its frames agree on "
+                        "93%%): their mean, which the network learns, drops characters",
+                        paths[k] if k < len(paths) else f"teacher {k + 1}", paths[0] if paths else "teacher 1",
+                        100 * agree)
 
 
 def word_bank(items: Sequence[Item], spec: str, rule: str = "fixed") -> WordBank:
@@ -530,7 +553,12 @@ def _train_step(run: Run, model: torch.nn.Module, opt: torch.optim.Optimizer, ba
     loss = F.ctc_loss(lp.float().transpose(0, 1), batch["targets"], olen, batch["target_lengths"],
                       blank=0, reduction="mean", zero_infinity=True)
     if run.teachers:
-        kd = distill_loss(run.teachers, batch["x"], batch["lengths"], lp, olen, batch["target_lengths"], run.cfg)
+        check = None
+        if not run.teachers_checked and len(run.teachers) > 1:
+            def check(outs, ol):  # noqa: E306 - the first batch only
+                _check_teachers(run, outs, ol)
+        kd = distill_loss(run.teachers, batch["x"], batch["lengths"], lp, olen, batch["target_lengths"], run.cfg,
+                          check)
         loss = (1 - run.cfg.distill) * loss + run.cfg.distill * kd
     opt.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):

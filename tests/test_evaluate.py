@@ -261,7 +261,23 @@ def test_cli_compare_prints_the_verdict(tmp_path, capsys):
     assert d["kinds_b"]["letters"] == 60
 
 
-def test_ensemble_reads_the_renormalised_mean_of_the_networks(tmp_path, capsys):
+def test_frame_agreement_counts_characters_written_at_the_same_frame():
+    from inkread.evaluate import frame_agreement
+
+    def onehot(labels, classes=4):
+        return np.log(np.eye(classes)[labels] * 0.97 + 0.01)
+    a = [onehot([0, 1, 0, 2, 0, 0]), onehot([3, 0, 0])]
+    assert frame_agreement(a, a) == 1.0
+    late = [onehot([0, 0, 1, 0, 2, 0]), onehot([0, 3, 0])]  # every character a frame later
+    assert frame_agreement(a, late) == 0.0
+    half = [onehot([0, 1, 0, 0, 2, 0]), onehot([3, 0, 0])]  # one of three a frame later
+    assert frame_agreement(a, half) == pytest.approx(2 / 3)
+    blank = [onehot([0] * 6), onehot([0] * 3)]  # the smaller of the two directions
+    assert frame_agreement(a, blank) == 0.0 and frame_agreement(blank, blank) == 1.0
+    assert frame_agreement([a[0][:4], None], [a[0], a[1]]) == 1.0  # lengths cut to the shorter
+
+
+def test_ensemble_reads_the_renormalised_mean_of_the_networks(tmp_path, capsys, monkeypatch, caplog):
     """`eval --ensemble`: the network output is the mean of both models' log-probabilities per
     frame, renormalised; reading a model with itself changes nothing; a model that reads other
     frames is refused in one line naming it."""
@@ -283,15 +299,25 @@ def test_ensemble_reads_the_renormalised_mean_of_the_networks(tmp_path, capsys):
     assert ra.settings()["ensemble"] == [str(b)]
 
     for ens, same in ((str(a), True), (str(b), None)):
-        assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm",
-                     "--backend", "torch", "--json", "--ensemble", ens]) == 0
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="inkread.commands.eval"):
+            assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm",
+                         "--backend", "torch", "--json", "--ensemble", ens]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["ensemble"] == [ens]
-        if same:  # a model read with itself reads as it does alone
+        if same:  # a model read with itself reads as it does alone, and agrees with itself
+            assert "writes the same character" not in caplog.text
             assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm", "--backend", "torch",
                          "--json"]) == 0
             alone = json.loads(capsys.readouterr().out)
             assert alone["char_errors"] == out["char_errors"] and "ensemble" not in alone
+    import inkread.evaluate as ev
+    monkeypatch.setattr(ev, "frame_agreement", lambda x, y: 0.5)  # as r18 and r26 (0.67)
+    with caplog.at_level("WARNING", logger="inkread.commands.eval"):
+        assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm", "--ensemble", str(b)]) == 0
+    assert f"--ensemble {b}: writes the same character at the same frame as {a} only 50%" in caplog.text
+    assert "their mean drops characters" in caplog.text
+    capsys.readouterr()
     other = tiny_model(seed=3, subsample=3)
     save(tmp_path / "c.pt", other, ALPHABET, FeatureConfig(), meta={})
     assert main(["eval", "--data", ds.spec, "--model", str(a), "--no-lm", "--ensemble",

@@ -654,6 +654,23 @@ def test_distill_teaches_the_network_its_teachers_mean_distribution(tmp_path):
     assert _kd_on_first_batch(resumed) == pytest.approx(after, rel=1e-4)
 
 
+def test_teachers_that_write_at_other_frames_are_named_once(caplog):
+    """Two teachers whose characters fall on other frames: their mean drops characters, so the
+    run says so (once), naming both; teachers that agree pass quietly."""
+    from types import SimpleNamespace
+    from inkread.train import _check_teachers
+
+    def lp(labels):
+        return torch.log(torch.eye(4)[labels] * 0.97 + 0.01)[None]  # (1, T, C)
+    a, late = lp([0, 1, 0, 2, 0, 0]), lp([0, 0, 1, 0, 2, 0])
+    run = SimpleNamespace(cfg=SimpleNamespace(teachers="/m/r18.pt,/m/r26.pt"), teachers_checked=False)
+    with caplog.at_level("WARNING", logger="inkread.train"):
+        _check_teachers(run, [a, a.clone()], torch.tensor([6]))
+        assert run.teachers_checked and not caplog.records
+        _check_teachers(run, [a, late], torch.tensor([6]))
+    assert "/m/r26.pt writes the same character at the same frame as /m/r18.pt only 0%" in caplog.text
+
+
 def test_teachers_run_on_onnx_runtime_in_their_files_arithmetic(tmp_path):
     """A teacher reads a batch on ONNX Runtime as torch reads it: the same log-probabilities
     for a float file, and int8 arithmetic, close to torch's, for a file stored in int8."""
