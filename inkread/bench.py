@@ -18,6 +18,7 @@ never absolute times across runs.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import time
@@ -224,6 +225,7 @@ def run(rec: Any, samples: Sequence, lines: int = 20, beam: int = DEFAULT_BEAM, 
         "data": data, "lines": len(inks), "beam": beam, "lm": rec.settings(True)["lm"],
         "points_median": float(np.median([ink.num_points for ink in inks])),
         "backend": rec.settings(False)["backend"],
+        "machine": machine(),
     }
     # The recognizer's own engine, and beside it in the same run: the float graph when the
     # recognizer computes in int8, and torch when it is another engine.
@@ -247,11 +249,35 @@ def run(rec: Any, samples: Sequence, lines: int = 20, beam: int = DEFAULT_BEAM, 
     return report
 
 
+def machine() -> dict:
+    """What the timings depend on beyond the code: the CPU, its vector instructions as torch
+    sees them (an AVX2 core ran the shipped network 1.9x slower than an AVX512 one,
+    models/README.md), the cores, and the load when the run began."""
+    import platform
+
+    import torch
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        load = None
+    return {"cpu": name, "capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "load_average": load}
+
+
 def format_report(r: dict) -> str:
     """Human-readable lines of a :func:`run` report."""
     m = r["model"]
+    mc = r.get("machine") or {}
     out = [f"model: {m['path'] or '(untrained, random weights)'}: {m['parameters']:,} parameters, "
            f"{'trained' if m['trained'] else 'UNTRAINED: decoding times are not representative'}",
+           f"machine: {mc.get('cpu')}, {mc.get('capability')}, {mc.get('cores')} cores, "
+           f"load average {mc.get('load_average')} at the start",
            f"data: {r['data']}: {r['lines']} lines, median {r['points_median']:.0f} points",
            f"beam {r['beam']}, LM: {r['lm'] or 'none'}", "",
            f"{'ms per line':<14}" + "".join(f"{k:>18}" for k in

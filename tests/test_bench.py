@@ -39,7 +39,11 @@ def test_bench_run_report(tmp_path):
     assert t["padded_input_frames"] >= t["input_frames"] > 0
     assert t["step_over_bare_lstm"] == t["step_s"] / t["bare_lstm_step_s"]
     assert r["peak_rss_mb"] > 10
+    import torch
+    mc = r["machine"]  # what the times depend on besides the code
+    assert mc["capability"] == torch.backends.cpu.get_cpu_capability() and mc["cores"] >= 1 and mc["cpu"]
     text = bench.format_report(r)
+    assert f"machine: {mc['cpu']}, {mc['capability']}, {mc['cores']} cores" in text
     assert "onnx, 1 thr" in text and "torch, 2 thr" in text and "train step" in text and "peak memory" in text
     from inkread.train import bf16_native
     assert ("step_bf16_s" in t) == bf16_native()  # timed where `train --bf16` would be faster
