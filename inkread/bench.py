@@ -280,7 +280,7 @@ def format_report(r: dict) -> str:
            f"load average {mc.get('load_average')} at the start",
            f"data: {r['data']}: {r['lines']} lines, median {r['points_median']:.0f} points",
            f"beam {r['beam']}, LM: {r['lm'] or 'none'}", "",
-           f"{'ms per line':<14}" + "".join(f"{k:>18}" for k in
+           f"{'ms per line':<18}" + "".join(f"{k:>18}" for k in
                                           ("features", "network", "greedy", "beam", "total_greedy"))]
     backend = r.get("backend", "torch")
     for key in [k for k in r if k.startswith("per_line")]:
@@ -288,7 +288,7 @@ def format_report(r: dict) -> str:
         for thr, row in r[key].items():
             cells = "".join(f"{row[k]['median_ms']:9.2f} /{row[k]['p95_ms']:7.2f}"
                             for k in ("features", "network", "greedy", "beam", "total_greedy"))
-            out.append(f"{name + ', ' + thr + ' thr':<14}{cells}   (median / p95; "
+            out.append(f"{name + ', ' + thr + ' thr':<18}{cells}   (median / p95; "
                        f"{row['output_frames_median']:.0f} output frames)")
     if "train" in r:
         t = r["train"]
