@@ -442,12 +442,18 @@ class MainWindow(QMainWindow):
         result = self.results.result
         if result is None or not 0 <= line < len(result.lines):
             return
+        changed = result.lines[line].chosen != index
         result.lines[line].chosen = index
         self.results.set_result(result)
         self.results.show_line(line)
         self.canvas.set_boxes(self._boxes(result))
         self._status(f"Line {line + 1}: using {result.lines[line].shown_text!r}")
-        self.text_changed = True  # the text a save writes has changed
+        if changed:
+            self._text_edited()
+
+    def _text_edited(self) -> None:
+        """A line's text was chosen or typed: the text a save writes has changed."""
+        self.text_changed = True
         self.autosaver.changed()
         self._update_state()
 
@@ -465,8 +471,11 @@ class MainWindow(QMainWindow):
         text = " ".join((text or "").split())
         if not text:
             return False
+        before = (res.shown_text, res.chosen)
         self.corrections[res.key] = text
         self.choose_alternative(line, _use_text(res, text))
+        if (res.shown_text, res.chosen) != before:
+            self._text_edited()
         return True
 
     # --------------------------------------------------------------- saliency

@@ -669,6 +669,8 @@ def test_typed_text_is_unsaved_work_and_comes_back_with_the_file_and_after_a_cra
     w.ask_save_path = lambda title, filters: str(path)
     assert w.save() and not w.unsaved() and "*" not in w.windowTitle()
     w.results.show_line(0)
+    w.choose_alternative(0, w.results.result.lines[0].chosen)  # the one already in use: no change
+    assert not w.unsaved()
     w.ask_text = lambda title, label, text: "hello"
     assert w.correct_line()
     assert w.unsaved() and "page.json* - inkread" == w.windowTitle()
