@@ -44,6 +44,10 @@ def _as_float_array(values: Any, name: str, where: str) -> np.ndarray:
     return arr
 
 
+#: the largest coordinate magnitude accepted: beyond it, distances between points overflow
+MAX_COORD = 1e12
+
+
 @dataclass
 class Stroke:
     """One pen-down..pen-up trace.
@@ -84,6 +88,11 @@ class Stroke:
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
                 raise InkError(f"{name} is not finite ({arr[bad[0]]})", where=f"{where}, point {bad[0]}")
+            if name in ("x", "y"):
+                far = np.flatnonzero(np.abs(arr) > MAX_COORD)
+                if far.size:  # finite, but distances between such points overflow
+                    raise InkError(f"{name} is out of range ({arr[far[0]]:g}; coordinates lie within "
+                                   f"±{MAX_COORD:g})", where=f"{where}, point {far[0]}")
         if n > 1:
             back = np.flatnonzero(np.diff(self.t) < 0)
             if back.size:

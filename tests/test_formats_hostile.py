@@ -71,6 +71,9 @@ CORPUS = [
     ("json-garbage", "a.json", GARBAGE, "not UTF-8", r"byte \d+"),
     ("json-latin1", "a.json", nat(text="caf\u00e9").replace(b"\\u00e9", b"\xe9"), "not UTF-8", "byte"),
     ("json-array-top", "a.json", b"[1, 2]", "not an object", None),
+    # Finite but so far apart that the distances synthesized time is made of overflow.
+    ("json-huge-coords", "a.json", b'{"format": "inkread", "version": 1, "strokes": [{"x": [1, 1e308, -1e308], '
+     b'"y": [1, 2, 3]}]}', "x is out of range", "stroke 0, point 1"),
     ("json-version-str", "a.json", nat(version="1"), "must be an integer", "version"),
     ("json-version-0", "a.json", nat(version=0), "unknown format version", "version"),
     ("json-strokes-dict", "a.json", nat(strokes={"x": 1}), "must be a list", "strokes"),
@@ -117,6 +120,8 @@ CORPUS = [
     ("inkml-1e999", "a.inkml", b"<ink><trace>0 0, 1e999 1</trace></ink>", "not finite", "stroke 0, point 1"),
     ("inkml-overflow", "a.inkml", b"<ink><trace>0 0, '1e308 0, \"1e308 0</trace></ink>", "not finite",
      "stroke 0, point 2"),
+    ("inkml-huge-coords", "a.inkml", b"<ink><trace>0 0, 1 -1e200</trace></ink>", "y is out of range",
+     "stroke 0, point 1"),
     # A long run of spaces once made the value regex backtrack quadratically (minutes).
     ("inkml-long-spaces", "a.inkml", b"<ink><trace>0 0, 1 1" + b" " * 200_000 + b"x</trace></ink>",
      "bad trace value near 'x'", "trace 0, point 1"),
