@@ -99,8 +99,8 @@ def save(path: os.PathLike | str, model: InkModel, alphabet: Alphabet,
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write the model ({exc.strerror or exc})", path) from None
+    except (OSError, RuntimeError) as exc:  # torch.save reports a file it cannot open as RuntimeError
+        raise CheckpointError(f"cannot write the model ({getattr(exc, 'strerror', None) or exc})", path) from None
     finally:
         if tmp.exists():
             tmp.unlink()

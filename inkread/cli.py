@@ -60,6 +60,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except InkreadError as exc:
         print(f"inkread {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the system refused that no check above caught: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"inkread {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"inkread {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -63,9 +63,13 @@ def check_writable(path: os.PathLike | str, folder: bool = False) -> None:
     """
     from pathlib import Path
     path = Path(path)
-    if folder and path.exists() and not path.is_dir():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # a name too long, a loop of links: stat itself fails
+        raise OptionError(f"cannot write here ({exc.strerror or exc})", path) from None
+    if folder and exists and not is_dir:
         raise OptionError("is a file; name a folder", path)
-    if not folder and path.is_dir():
+    if not folder and is_dir:
         raise OptionError("is a folder; name a file", path)
     target = path if folder else path.parent
     try:
@@ -74,3 +78,16 @@ def check_writable(path: os.PathLike | str, folder: bool = False) -> None:
         raise OptionError(f"cannot make the folder {target} ({exc.strerror or exc})", path) from None
     if not os.access(target, os.W_OK):
         raise OptionError(f"cannot write in {target} (permission denied)", path)
+    # Try it: root passes os.access in read-only places such as /proc, and a name can be too long.
+    try:
+        if folder:
+            import tempfile
+            with tempfile.TemporaryFile(dir=target):
+                pass
+        elif not exists:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.unlink(path)
+        elif not os.access(path, os.W_OK):
+            raise OptionError("cannot write the file (permission denied)", path)
+    except OSError as exc:
+        raise OptionError(f"cannot write here ({exc.strerror or exc})", path) from None
