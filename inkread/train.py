@@ -115,7 +115,10 @@ def _items(ds: Dataset, alphabet: Alphabet, fcfg: FeatureConfig, report: list,
 
 
 class LazyItems:
-    """Items of a lazily generated dataset (synthetic ink), made on demand."""
+    """Items of a lazily generated dataset (synthetic ink), made on demand.
+
+    Indexing gives None for a line that cannot be trained on; iterating skips those.
+    """
 
     def __init__(self, ds: Dataset, alphabet: Alphabet, fcfg: FeatureConfig) -> None:
         self.ds, self.alphabet, self.fcfg = ds, alphabet, fcfg
@@ -129,7 +132,10 @@ class LazyItems:
             return None
         arr = s.ink.to_array()
         return Item(arr, s.text, self.alphabet.encode(s.text), s.ink.time_synthesized,
-                    int(arr.shape[0] * 0.6))
+                    int(arr.shape[0] * 0.6), s.writer or s.id)
+
+    def __iter__(self):
+        return (it for it in map(self.__getitem__, range(len(self))) if it is not None)
 
 
 def augment(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -300,17 +306,25 @@ def build_run(train_specs: Sequence[str | Dataset], weights: Sequence[float],
               val_spec: Optional[str | Dataset],
               out: Path, mcfg: ModelConfig, fcfg: FeatureConfig, cfg: TrainConfig,
               alphabet: Optional[str] = None) -> Run:
-    """Load data, build the alphabet (from the first spec's labels) and a fresh model.
+    """Load data, build the alphabet and a fresh model.
 
-    Specs may be data-spec strings or already loaded :class:`Dataset` objects.
+    The alphabet is ``alphabet`` when given, else the first spec's labels, or for
+    synthetic ink, the characters its generator writes. Specs may be data-spec
+    strings or already loaded :class:`Dataset` objects.
     """
     report: list[str] = []
     dss = [load_spec(s) if isinstance(s, str) else s for s in train_specs]
     train_specs = [d.spec for d in dss]
     eager = [not _is_lazy(d) for d in dss]
-    if not eager[0]:
-        raise OptionError("the first --train spec must be a dataset on disk (its labels make the alphabet)")
-    alpha = Alphabet(alphabet) if alphabet else Alphabet.from_texts(s.text for s in dss[0])
+    if alphabet:
+        try:
+            alpha = Alphabet(alphabet)
+        except ValueError as exc:
+            raise OptionError(f"--alphabet: {exc}") from None
+    elif eager[0]:
+        alpha = Alphabet.from_texts(s.text for s in dss[0])
+    else:
+        alpha = Alphabet(generated_alphabet(dss[0]))
     sources = [_items(d, alpha, fcfg, report) if e else LazyItems(d, alpha, fcfg) for d, e in zip(dss, eager)]
     if not len(sources[0]):
         raise OptionError(f"no usable training samples in {train_specs[0]}")
@@ -428,10 +442,25 @@ def _is_lazy(ds: Dataset) -> bool:
     return not isinstance(ds.samples, list)
 
 
+def generated_alphabet(ds: Dataset) -> str:
+    """The characters a generated (lazy) dataset can hold: its generator's, as it has no labels on disk."""
+    try:
+        from .synth import SUPPORTED_CHARS, SynthSamples
+        if isinstance(ds.samples, SynthSamples):
+            return SUPPORTED_CHARS
+    except ModuleNotFoundError:  # no synthetic ink in this install
+        pass
+    raise OptionError(f"{ds.spec}: the first --train spec is generated, so no labels make the alphabet: "
+                      "pass --alphabet")
+
+
 def epoch_items(run: Run, epoch: int) -> list[Item]:
     """The items of one epoch: all of the first source, the others by weight, then ``--word-mix`` lines."""
     rng = np.random.default_rng([run.cfg.seed, epoch, 7])
     items = list(run.sources[0])
+    if not items:  # a generated first source whose every line holds characters outside the alphabet
+        raise OptionError(f"{run.specs['train'][0]}: no line can be trained on (characters outside the "
+                          "alphabet, or no ink)")
     n0 = len(items)
     for src, w in zip(run.sources[1:], run.weights[1:]):
         n = int(round(n0 * w / max(run.weights[0], 1e-9)))
@@ -511,7 +540,11 @@ def resume_run(out: Path, cfg_overrides: dict) -> tuple[Run, dict]:
     ts = ld.train_state
     if not ts:
         raise OptionError(f"{path} holds no training state (not a resumable checkpoint)")
-    cfg = TrainConfig(**{**ts["train_config"], **cfg_overrides})
+    had = TrainConfig(**ts["train_config"])
+    cfg = dataclasses.replace(had, **cfg_overrides)
+    for k, v in cfg_overrides.items():
+        if v != getattr(had, k):
+            log.info("resuming with %s %s (the run had %s)", k, v, getattr(had, k))
     specs = ts["specs"]
     run = build_run(specs["train"], specs["weights"], specs["val"], out, ld.model.cfg,
                     ld.feature_config, cfg, alphabet=ld.alphabet.chars)

@@ -739,3 +739,92 @@ def test_distill_from_the_command_line_stores_the_teachers_by_absolute_path(tmp_
                  "--teachers", "t.pt, s.pt", "--distill", "0.3", "--threads", "1"]) == 0
     tc = load(tmp_path / "r" / "last.pt").train_state["train_config"]
     assert tc["teachers"] == f"{tmp_path / 't.pt'},{tmp_path / 's.pt'}" and tc["distill"] == 0.3
+
+
+_TINY_OPTS = ["--hidden-size", "8", "--num-layers", "1", "--conv-channels", "4", "--threads", "1"]
+
+
+def test_resume_refuses_data_model_and_feature_options_and_names_what_changed(tmp_path, capsys, caplog):
+    """--resume rebuilds the run from its checkpoint: an option that would be ignored there is
+    refused in one line, naming it; optimisation options apply and are logged when they differ."""
+    from inkread.cli import main
+    from recog_helpers import write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    run = tmp_path / "r"
+    assert main(["train", "--train", f"native:{data}", "--out", str(run), "--epochs", "1", *_TINY_OPTS]) == 0
+    assert load(run / "last.pt").feature_config == FeatureConfig()  # unset feature options: the defaults
+    capsys.readouterr()
+    before = (run / "last.pt").read_bytes()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--hidden-size", "64", "--train",
+                 f"native:{data}", "--points-per-height", "5", "--slant-correction", "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{run}: --resume keeps the run's data, model and features" in err
+    assert err.endswith("drop --train, --out, --hidden-size, --points-per-height, --slant-correction"), err
+    assert (run / "last.pt").read_bytes() == before
+    with caplog.at_level("INFO", logger="inkread"):
+        assert main(["train", "--resume", str(run), "--epochs", "2", "--lr", "3e-4", "--threads", "1"]) == 0
+    assert "resuming with lr 0.0003 (the run had 0.002)" in caplog.text
+    assert "resuming with epochs 2 (the run had 1)" in caplog.text and "resuming with threads" not in caplog.text
+    ts = load(run / "last.pt").train_state
+    assert ts["epoch"] == 2 and ts["train_config"]["lr"] == 3e-4
+    assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "p"), "--epochs", "1",
+                 "--points-per-height", "5", "--slant-correction", *_TINY_OPTS]) == 0
+    assert load(tmp_path / "p" / "last.pt").feature_config == FeatureConfig(points_per_height=5,
+                                                                             slant_correction=True)
+
+
+def test_synthetic_ink_alone_trains_with_its_generators_alphabet_or_the_given_one(tmp_path):
+    from inkread.cli import main
+    from inkread.datasets import Dataset
+    from inkread.errors import OptionError
+    from inkread.synth import SUPPORTED_CHARS
+    common = ["--epochs", "1", "--batch-frames", "4000", *_TINY_OPTS]
+    assert main(["train", "--train", "synth:6@1", "--val", "synth:2@2", "--out", str(tmp_path / "s"),
+                 *common]) == 0
+    ld = load(tmp_path / "s" / "last.pt")
+    assert ld.alphabet.chars == SUPPORTED_CHARS and ld.train_state["step"] >= 1
+    assert main(["train", "--train", "synth:6@1", "--out", str(tmp_path / "a"), "--alphabet",
+                 SUPPORTED_CHARS[::-1], *common]) == 0
+    assert load(tmp_path / "a" / "last.pt").alphabet.chars == SUPPORTED_CHARS[::-1]
+    lazy = Dataset("gen:tiny", tuple(tiny_dataset()))  # generated, but by no generator inkread knows
+    with pytest.raises(OptionError, match="gen:tiny: .*pass --alphabet"):
+        build_run([lazy], [1.0], None, tmp_path / "g", TINY, FeatureConfig(), TrainConfig())
+    run = build_run([lazy], [1.0], None, tmp_path / "g", TINY, FeatureConfig(), TrainConfig(), alphabet="abcd")
+    with pytest.raises(OptionError, match="--alphabet: .*duplicate"):
+        build_run([lazy], [1.0], None, tmp_path / "g", TINY, FeatureConfig(), TrainConfig(), alphabet="abca")
+    from inkread.train import epoch_items
+    assert sorted(it.text for it in epoch_items(run, 0)) == sorted(s.text for s in tiny_dataset())
+
+
+def test_a_failed_train_removes_the_out_folder_it_made_and_nothing_else(tmp_path, capsys):
+    from inkread.cli import main
+    out = tmp_path / "new"
+    assert main(["train", "--train", f"native:{tmp_path / 'missing'}", "--out", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err and not out.exists()
+    # fails in training (no synthetic line is written in the alphabet "q"), after fit made the folder
+    assert main(["train", "--train", "synth:2", "--alphabet", "q", "--out", str(out), "--epochs", "1",
+                 *_TINY_OPTS]) == 2
+    assert "no line can be trained on" in capsys.readouterr().err and not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a folder the user made stays, empty or not
+    assert main(["train", "--train", f"native:{tmp_path / 'missing'}", "--out", str(kept)]) == 2
+    assert kept.is_dir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["train", "--train", f"native:{tmp_path / 'missing'}", "--out", str(kept / "sub")]) == 2
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
+def test_train_without_val_prints_a_json_result(tmp_path, capsys):
+    import json
+    from inkread.cli import main
+    from recog_helpers import write_native_dir
+    data = write_native_dir(tmp_path / "lines")
+    assert main(["train", "--train", f"native:{data}", "--out", str(tmp_path / "r"), "--epochs", "1",
+                 *_TINY_OPTS]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+
+    def no_constant(name):
+        raise AssertionError(f"not JSON: {name} in {last}")
+    result = json.loads(last, parse_constant=no_constant)
+    assert result["best_val_cer"] is None and result["epoch"] == 1

@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -18,13 +19,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     from ..train import TrainConfig
     from ..words import SPLIT_RULES
     p.add_argument("--train", action="append", metavar="SPEC", default=[],
-                   help="training data spec (repeat to mix; the first one's labels make the alphabet)")
+                   help="training data spec (repeat to mix; the first one's labels make the alphabet, "
+                        "or for synth:N, the characters its generator writes)")
     p.add_argument("--weights", type=_weights, default=None, metavar="W1,W2,...",
                    help="mixing weights of the --train specs, relative to the first (default all 1)")
     p.add_argument("--val", metavar="SPEC", help="validation data spec (model selection, early stopping)")
     p.add_argument("--out", metavar="DIR", help="run folder: checkpoints, metrics.csv (a new one, or empty of "
                    "a run: a folder that holds one is continued with --resume)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped (its data, "
+                   "model and features stay; optimisation options may change)")
     p.add_argument("--alphabet", help="fixed alphabet string instead of the training labels")
     p.add_argument("--init", metavar="MODEL",
                    help="start from this model's weights, alphabet, network and feature settings "
@@ -36,19 +39,21 @@ def configure(p: argparse.ArgumentParser) -> None:
         if f.name not in ("input_size", "num_classes"):
             g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES[f.name], default=None,
                            help=f"default {f.default}")
+    # feature options default to None (FeatureConfig's defaults fill them in), so that --resume
+    # can tell which were given
     g = p.add_argument_group("features")
     for f in dataclasses.fields(FeatureConfig):
         if f.name in ("points_per_height", "dt_clip"):
-            g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES[f.name], default=f.default)
-    g.add_argument("--slant-correction", action="store_true")
-    g.add_argument("--curves", choices=FEATURE_CURVES, default=FeatureConfig.curves,
+            g.add_argument(f"--{f.name.replace('_', '-')}", type=_TYPES[f.name], default=None,
+                           help=f"default {f.default}")
+    g.add_argument("--slant-correction", action="store_true", default=None)
+    g.add_argument("--curves", choices=FEATURE_CURVES, default=None,
                    help="frames per resampled point (points, 4 features) or per fitted cubic "
-                        "Bezier curve (bezier, 10 features; far fewer frames)")
-    g.add_argument("--curve-tolerance", type=number(above=0), default=FeatureConfig.curve_tolerance,
-                   metavar="X",
+                        f"Bezier curve (bezier, 10 features; far fewer frames; default {FeatureConfig.curves})")
+    g.add_argument("--curve-tolerance", type=number(above=0), default=None, metavar="X",
                    help="bezier: largest distance of a resampled point from its curve, in units of "
                         f"the normalised height (default {FeatureConfig.curve_tolerance})")
-    g.add_argument("--curve-max-points", type=whole(2), default=FeatureConfig.curve_max_points, metavar="N",
+    g.add_argument("--curve-max-points", type=whole(2), default=None, metavar="N",
                    help=f"bezier: the most resampled points one curve spans (default {FeatureConfig.curve_max_points})")
     g = p.add_argument_group("optimisation")
     choices = {"word_split": SPLIT_RULES}
@@ -68,24 +73,50 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import OptionError
-    from ..features import FeatureConfig
-    from ..model import ModelConfig
-    from ..train import TrainConfig, build_run, fit, resume_run
+    from ..train import TrainConfig
     logging.getLogger("inkread").setLevel(logging.INFO)
     if args.device not in (None, "cpu") and not _cuda_ok(args.device):
         raise OptionError(f"--device {args.device}: no CUDA device is available here")
+    if args.resume:
+        fixed = [f"--{name.replace('_', '-')}" for name in _run_options() if getattr(args, name) not in (None, [])]
+        if fixed:  # they would be ignored: the run is rebuilt from its checkpoint
+            raise OptionError("--resume keeps the run's data, model and features (only optimisation "
+                              f"options may change): drop {', '.join(fixed)}", args.resume)
     if args.teachers:  # stored in the run: absolute, so that --resume finds them from anywhere
         args.teachers = ",".join(str(Path(p.strip()).absolute()) for p in args.teachers.split(",") if p.strip())
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
             if getattr(args, f.name, None) is not None}
     _init_dist()
-    from ..errors import check_writable
+    made = None  # the --out folder this command made: removed again if it fails before writing in it
     if args.out and not args.resume:
+        from ..errors import check_writable
+        made = None if Path(args.out).exists() else Path(args.out)
         check_writable(args.out, folder=True)  # before loading data and training
         held = [n for n in ("last.pt", "best.pt", "metrics.csv") if (Path(args.out) / n).exists()]
         if held:  # a new run would append to its metrics and replace its checkpoints, keeping its best
             raise OptionError(f"already holds a run ({', '.join(held)}): continue it with --resume "
                               f"{args.out}, or give another --out", args.out)
+    try:
+        result = _train(args, over)
+    except BaseException:
+        if made is not None:
+            try:
+                made.rmdir()  # only while empty
+            except OSError:
+                pass
+        raise
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v if not isinstance(v, float) or math.isfinite(v) else None
+                          for k, v in result.items()}))  # JSON has no Infinity (no --val: no best CER)
+    return 0
+
+
+def _train(args: argparse.Namespace, over: dict) -> dict:
+    """Build or resume the run of ``args`` and train it; returns fit's result."""
+    from ..errors import OptionError
+    from ..features import FeatureConfig
+    from ..model import ModelConfig
+    from ..train import TrainConfig, build_run, fit, resume_run
     if args.resume:
         run_, opt_state = resume_run(Path(args.resume), over)
     else:
@@ -111,10 +142,8 @@ def run(args: argparse.Namespace) -> int:
                                   if f.name not in ("input_size", "num_classes")
                                   and getattr(args, f.name) is not None})
             try:
-                fcfg = FeatureConfig(points_per_height=args.points_per_height, dt_clip=args.dt_clip,
-                                     slant_correction=args.slant_correction, curves=args.curves,
-                                     curve_tolerance=args.curve_tolerance,
-                                     curve_max_points=args.curve_max_points)
+                fcfg = FeatureConfig(**{name: getattr(args, name) for name in _FEATURE_OPTIONS
+                                        if getattr(args, name) is not None})
             except ValueError as exc:
                 raise OptionError(str(exc)) from None
             alphabet = args.alphabet
@@ -130,10 +159,19 @@ def run(args: argparse.Namespace) -> int:
             run_.model.load_state_dict(state)
             run_.specs["init"] = str(args.init)
         opt_state = None
-    result = fit(run_, opt_state)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(result))
-    return 0
+    return fit(run_, opt_state)
+
+
+# the feature options (FeatureConfig fields)
+_FEATURE_OPTIONS = ("points_per_height", "dt_clip", "slant_correction", "curves", "curve_tolerance",
+                    "curve_max_points")
+
+
+def _run_options() -> list[str]:
+    """The options that make a run (data, model, features, output): --resume refuses them."""
+    from ..model import ModelConfig
+    model = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("input_size", "num_classes")]
+    return ["train", "weights", "val", "alphabet", "init", "out", *model, *_FEATURE_OPTIONS]
 
 
 # the range of every numeric option (argparse types: one clear line for a value outside it)
