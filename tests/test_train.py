@@ -255,6 +255,10 @@ def test_average_refuses_models_that_do_not_match(tmp_path, capsys):
     save(tmp_path / "d.pt", other, ALPHABET, FeatureConfig(), meta={})
     assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "d.pt"), "-o", str(tmp_path / "e.pt")]) == 0
     assert load(tmp_path / "e.pt").model.cfg.dropout == 0.0  # the first file's
+    # the output may not be one of the inputs (an epoch's checkpoint would be lost)
+    before = (tmp_path / "d.pt").read_bytes()
+    assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "d.pt"), "-o", str(tmp_path / "d.pt")]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and (tmp_path / "d.pt").read_bytes() == before
 
 
 def test_export_half_halves_the_file_and_keeps_the_outputs(tmp_path, capsys):

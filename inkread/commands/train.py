@@ -224,6 +224,10 @@ def configure_average(p: argparse.ArgumentParser) -> None:
 
 def run_average(args: argparse.Namespace) -> int:
     from ..checkpoint import average, save
+    from ..errors import CheckpointError
+    if any(Path(args.out).resolve() == Path(m).resolve() for m in args.models):
+        raise CheckpointError("refusing to overwrite one of the models being averaged; choose another -o",
+                              args.out)
     avg = average(args.models)
     save(args.out, avg.model, avg.alphabet, avg.feature_config, avg.meta)
     print(f"{args.out}: mean of {len(args.models)} models")
