@@ -71,10 +71,13 @@ class FineTuneResult:
         return text + (" ..." if len(self.skipped) > limit else "")
 
     def summary(self) -> str:
+        """One line of what was done, then one indented line per skipped file naming it and why."""
         text = (f"{self.out}: fine-tuned on {self.lines} line{'s' * (self.lines != 1)}, "
                 f"{self.steps} step{'s' * (self.steps != 1)} in {self.seconds:.0f} s; greedy CER on those lines "
                 f"{100 * self.before:.1f}% before, {100 * self.after:.1f}% after")
-        return "; ".join(t for t in (text, self.skipped_text(), self.advice) if t)
+        skipped = f"skipped {len(self.skipped)}:" if self.skipped else ""
+        return "".join(["; ".join(t for t in (text, self.advice, skipped) if t)]
+                       + [f"\n  {_named(k, v)}" for k, v in self.skipped])
 
 
 def _named(name: str, why: str) -> str:
@@ -118,7 +121,7 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
         OptionError: no usable line (each skipped one is named), or ``out`` is the base model.
         CheckpointError: the base model cannot be read.
     """
-    from .recognizer import default_model_path
+    from .recognizer import _threads, default_model_path
     base_path = Path(base) if base else default_model_path()
     out = Path(out)
     if out.exists() and out.resolve() == base_path.resolve():
@@ -143,7 +146,8 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
         else:
             usable.append(s)
     if not usable:
-        why = "; ".join(_named(k, v) for k, v in skipped[:3]) or "the folder holds no .json line files"
+        why = "; ".join(_named(k, v) for k, v in skipped[:10]) or "the folder holds no .json line files"
+        why += f"; and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         raise OptionError(f"{ds.spec}: no line to fine-tune on ({why})")
     cfg = TrainConfig(epochs=epochs, lr=lr, warmup_steps=warmup_steps, patience=epochs + 1, seed=seed,
                       threads=threads, checkpoint_minutes=1e9)
@@ -153,11 +157,12 @@ def fine_tune(lines: Sequence[str | Dataset], out: os.PathLike | str, base: Opti
     run.write_files = False
     run.model.load_state_dict(init.model.state_dict())
     items = list(run.sources[0])
-    before = validate(run.model, items, run.fcfg, run.alphabet, cfg)["val_cer"]
-    t0 = time.monotonic()
-    done = fit(run, on_step=(lambda r, total: on_step(r.step, total)) if on_step else None)
-    seconds = time.monotonic() - t0
-    after = validate(run.model, items, run.fcfg, run.alphabet, cfg)["val_cer"]
+    with _threads(threads):  # the checks too, not only training; the caller's setting is restored after
+        before = validate(run.model, items, run.fcfg, run.alphabet, cfg)["val_cer"]
+        t0 = time.monotonic()
+        done = fit(run, on_step=(lambda r, total: on_step(r.step, total)) if on_step else None)
+        seconds = time.monotonic() - t0
+        after = validate(run.model, items, run.fcfg, run.alphabet, cfg)["val_cer"]
     meta = dict(init.meta or {})
     meta["fine_tune"] = {"from": str(base_path.resolve()), "lines": len(usable), "steps": done["step"],
                          "epochs": epochs, "lr": lr, "seconds": round(seconds, 1),

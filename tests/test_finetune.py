@@ -118,3 +118,34 @@ def test_finetune_is_the_readme_recipe_of_train_and_export(tmp_path, lines):
     assert one.keys() == two.keys()
     for k in one:
         assert torch.equal(one[k], two[k]), k
+
+
+def test_fine_tune_checks_run_on_the_threads_asked_and_restore_torchs_setting(tmp_path, lines, monkeypatch):
+    """--threads covers the before/after greedy checks as well as training; the caller's setting comes back."""
+    import inkread.finetune as ft
+    seen = []
+    real = ft.validate
+    monkeypatch.setattr(ft, "validate", lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fine_tune([str(lines)], tmp_path / "mine.pt", str(save_tiny_model(tmp_path / "base.pt")), epochs=1, threads=1)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_finetune_command_names_every_skipped_file_with_its_reason(tmp_path, lines, capsys):
+    write_ink(make_ink("ab").replace(text="", char_of_point=None), lines / "unlabelled.json")
+    write_ink(make_ink("ab").replace(text="xyz"), lines / "foreign.json")
+    (lines / "empty.json").write_text("")
+    base = save_tiny_model(tmp_path / "base.pt")
+    assert main(["finetune", str(lines), "--model", str(base), "-o", str(tmp_path / "m.pt"), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 5:" in out
+    named = {line.split(": ", 1)[0].strip(): line for line in out.splitlines()[1:]}
+    assert len(named) == 5, out
+    assert "no text label" in named[str(lines / "unlabelled.json")]
+    assert "'x' 'y' 'z'" in named[str(lines / "foreign.json")] and "'é'" in named[str(lines / "accent.json")]
+    assert "not valid JSON" in named[str(lines / "damaged.json")] and str(lines / "empty.json") in named
+    assert all(line.count(".json") == 1 for line in named.values())  # each file named once
