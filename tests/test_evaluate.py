@@ -324,3 +324,30 @@ def test_ensemble_reads_the_renormalised_mean_of_the_networks(tmp_path, capsys, 
                  str(tmp_path / "c.pt")]) == 2
     err = capsys.readouterr().err
     assert "c.pt" in err and "subsamples by 3, not 2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_eval_names_the_skipped_files_and_why(tmp_path, capsys, caplog):
+    data = write_native_dir(tmp_path / "d")
+    (data / "garbage.json").write_text("{not json")
+    for i in range(11):
+        (data / f"empty{i:02}.json").write_text("")
+    model = save_tiny_model(tmp_path / "m.pt")
+    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm"]) == 0
+    assert "(6 samples scored, 12 skipped)" in capsys.readouterr().out
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 11 and warned[-1] == "... and 2 more skipped", warned
+    assert warned[0] == f"skipped {data / 'empty00.json'}: line 1, column 1: not valid JSON (Expecting value)"
+    assert all(w.count(".json") == 1 for w in warned[:-1])  # each file named once
+    caplog.clear()
+    assert main(["eval", "--data", f"native:{data}", "--model", str(model), "--no-lm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["skipped"] == 12 and len(out["skipped_items"]) == 12
+    assert {"name": str(data / "garbage.json"),
+            "reason": "line 1, column 2: not valid JSON (Expecting property name enclosed in double quotes)"} \
+        in out["skipped_items"]
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "garbage.json").write_text("{not json")
+    assert main(["eval", "--data", f"native:{only_bad}", "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 skipped: " in err and err.count("garbage.json") == 1, err
