@@ -567,9 +567,15 @@ class CharLM:
         keys, logp, ctx, logbow, discounts = _estimate(counts, order, B, list(min_counts))
         lex = Lexicon.from_texts(lines, lexicon_size) if lexicon_size > 0 else None
         info = dict(meta or {}, discounts=discounts, train_chars=int(sum(chars.values())),
-                    train_lines=len(lines), min_counts=list(min_counts),
+                    train_lines=len(lines), min_counts=applied_min_counts(min_counts, order),
                     ngrams=[int(len(k)) for k in keys])
         return cls(order, vocab, keys, logp, ctx, logbow, lex, info)
+
+
+def applied_min_counts(min_counts: Sequence[int], order: int) -> list[int]:
+    """The count floor :meth:`CharLM.build` applies at each order 1..``order``: the given
+    ``min_counts`` (1-based), 1 where missing, and 1 for unigrams, which are always kept."""
+    return [1] + [int(min_counts[k - 1]) if k <= len(min_counts) else 1 for k in range(2, order + 1)]
 
 
 def _to_planes(a: np.ndarray, dtype: str) -> np.ndarray:

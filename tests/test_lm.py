@@ -234,3 +234,33 @@ def test_shipped_lm_is_small_and_sane():
     assert lm.logprob("and the house was") > lm.logprob("adn teh hosue wsa")
     p = np.exp(lm.log_dist(_state(lm, "in the ")))
     assert p.sum() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_cli_info_refuses_a_text_file_without_text(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(LINES), encoding="utf-8")
+    out = tmp_path / "lm.npz"
+    CharLM.build(LINES, order=3).save(out)
+    for name, body in (("empty.txt", ""), ("blank.txt", "\n  \n\t\n")):
+        (tmp_path / name).write_text(body, encoding="utf-8")
+        assert main(["lm", "info", str(out), "--text", str(text), str(tmp_path / name)]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == "" and cap.err.count("\n") == 1 and f"{tmp_path / name}: holds no text" in cap.err
+
+
+def test_min_counts_are_stored_and_shown_one_per_order_as_applied(tmp_path, capsys):
+    """--min-counts' first value (unigrams are always kept) and values past --order do nothing."""
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(LINES), encoding="utf-8")
+    out = tmp_path / "lm.npz"
+    assert main(["lm", "build", str(text), "-o", str(out), "--order", "4"]) == 0
+    assert CharLM.load(out).meta["min_counts"] == [1, 1, 1, 2]
+    capsys.readouterr()
+    assert main(["lm", "info", str(out)]) == 0
+    assert "min_counts:     [1, 1, 1, 2]\n" in capsys.readouterr().out
+    old = CharLM.build(LINES, order=4, min_counts=(3, 1))
+    old.meta["min_counts"] = [3, 1, 1, 2, 3, 4, 5]  # as files written before stored the option
+    old.save(out)
+    assert main(["lm", "info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["min_counts"] == [1, 1, 1, 2]
+    assert CharLM.build(LINES, order=2, min_counts=(5, 2, 9)).meta["min_counts"] == [1, 2]

@@ -19,7 +19,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     b.add_argument("--order", type=whole(1, 10), default=7, help="n-gram order (default 7)")
     b.add_argument("--min-counts", type=listed(whole(1), "whole numbers"), default=[1, 1, 1, 2, 3, 4, 5],
                    metavar="C1,C2,...",
-                   help="per order, the smallest Kneser-Ney count kept (default 1,1,1,2,3,4,5)")
+                   help="per order from 1 to --order, the smallest Kneser-Ney count kept; unigrams are "
+                        "always kept, missing values are 1 (default 1,1,1,2,3,4,5)")
     b.add_argument("--wrap", type=whole(0), default=40, metavar="N",
                    help="re-wrap paragraphs into lines of about N characters, like handwritten "
                         "lines (0 = keep the files' lines; default 40)")
@@ -90,12 +91,20 @@ def _build(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     import math
     import os
-    from ..lm import CharLM, read_text_lines
+    from ..errors import FormatError
+    from ..lm import CharLM, applied_min_counts, read_text_lines
     lm = CharLM.load(args.lm)
     out = {"file": args.lm, "bytes": os.path.getsize(args.lm), "order": lm.order, "vocab": lm.vocab,
            "lexicon": len(lm.lexicon or ()), **{k: v for k, v in lm.meta.items() if k != "vocab"}}
+    if isinstance(out.get("min_counts"), list):  # as applied, one per order (older files hold the option as given)
+        out["min_counts"] = applied_min_counts(out["min_counts"], lm.order)
     if args.text:
-        lines = read_text_lines(args.text, wrap=0)
+        lines = []
+        for path in args.text:
+            got = read_text_lines([path], wrap=0)
+            if not got:
+                raise FormatError("holds no text to measure (empty or only blank lines)", path)
+            lines += got
         nats = -sum(lm.logprob(ln) for ln in lines)
         chars = sum(len(ln) + 1 for ln in lines)
         out.update(eval_lines=len(lines), bits_per_char=nats / max(chars, 1) / math.log(2))
