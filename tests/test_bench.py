@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from inkread import bench
 from inkread.cli import main
 from inkread.datasets import load_spec
@@ -116,3 +118,12 @@ def test_clear_cache_forgets_and_scores_the_same():
     lm.clear_cache()
     assert not (lm._tables or lm._cache or lm._vcache)
     assert (lm.log_dist(state).tolist(), lm.logprob_in(lm.context_table(hs), token)) == before
+
+
+def test_bench_help_says_torch_is_timed_beside_the_engine_asked(capsys):
+    """--backend onnx still prints a torch row: on purpose, the yardstick of the same run, and the help says so."""
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "torch is always timed beside another engine" in text and "yardstick" in text

@@ -227,3 +227,13 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_work(capsys, tm
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and bad in err and "Traceback" not in err, (argv, err)
     assert (tmp_path / "afile").read_text() == "x"
+
+
+# ------------------------------------------------------------ data
+def test_data_names_each_skipped_file_once(capsys, tmp_path):
+    write_ink(read_ink(SAMPLES / "hello.json"), tmp_path / "good.json")
+    (tmp_path / "garbage.json").write_text("{not json")
+    rc, out, err = run(capsys, "data", f"native:{tmp_path}")
+    assert rc == 0 and "samples:     1" in out and "skipped:     1" in out
+    line = [t for t in out.splitlines() if "garbage.json" in t]
+    assert len(line) == 1 and line[0].count("garbage.json") == 1 and "not valid JSON" in line[0], out

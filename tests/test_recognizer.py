@@ -235,3 +235,40 @@ def test_a_page_is_read_line_by_line(tmp_path, capsys):
     obj = json.loads(capsys.readouterr().out)
     assert obj["text"] == "\n".join(r.text for _, r in lines) and len(obj["lines"]) == 2
     assert obj["lines"][1]["strokes"][0] == len(one.strokes) and "chars" not in obj
+
+
+def test_cli_recognize_reads_every_good_file_and_names_each_bad_one(tmp_path, capsys):
+    from inkread.formats import write_ink
+    data = write_native_dir(tmp_path / "d")
+    model = save_tiny_model(tmp_path / "m.pt")
+    write_ink(make_ink("bd"), tmp_path / "bd.inkml")
+    (tmp_path / "bad.json").write_text('{"format": "inkread", "version": 1, "strokes": [{"x": ["nan?"]}]}')
+    files = [str(data / "ab.json"), str(tmp_path / "bad.json"), str(tmp_path / "bd.inkml"), str(tmp_path / "nope.json")]
+    assert main(["recognize", *files, "--model", str(model), "--no-lm"]) == 2
+    out, err = capsys.readouterr()
+    assert [ln.split("\t")[0] for ln in out.splitlines()] == [files[0], files[2]]
+    errors = err.splitlines()
+    assert len(errors) == 2 and "Traceback" not in err
+    assert errors[0].startswith(f"inkread recognize: error: {files[1]}: strokes[0]") and errors[0].count("bad.json") == 1
+    assert errors[1].startswith(f"inkread recognize: error: {files[3]}: ")
+    assert main(["recognize", *files, "--model", str(model), "--no-lm", "--json"]) == 2
+    out, err = capsys.readouterr()
+    objs = [json.loads(ln) for ln in out.splitlines()]
+    assert [o["file"] for o in objs] == files and len(err.splitlines()) == 2
+    assert "text" in objs[0] and "text" in objs[2] and objs[1]["error"].startswith("strokes[0]")
+    assert "error" in objs[3] and "text" not in objs[3]
+    # no readable file: the errors alone, without loading the model
+    assert main(["recognize", files[1], "--model", str(tmp_path / "none.pt")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "bad.json" in err and "none.pt" not in err
+
+
+def test_cli_recognize_names_a_file_without_points_only_among_several(tmp_path, capsys):
+    from inkread.formats import write_ink
+    model = save_tiny_model(tmp_path / "m.pt")
+    write_ink(Ink([]), tmp_path / "empty.json")
+    f = str(tmp_path / "empty.json")
+    assert main(["recognize", f, "--model", str(model), "--no-lm"]) == 0
+    assert capsys.readouterr().out == "(no points)\n"
+    assert main(["recognize", f, f, "--model", str(model), "--no-lm"]) == 0
+    assert capsys.readouterr().out == f"{f}\t(no points)\n" * 2

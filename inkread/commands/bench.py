@@ -27,7 +27,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=whole(1), metavar="N", help="'all threads' means N (default: torch's)")
     p.add_argument("--no-extras", action="store_true", help="skip the synth and saliency benchmarks")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    add_backend_option(p)
+    add_backend_option(p, note=". The engine timed; torch is always timed beside another engine (and the "
+                               "float ONNX graph beside an int8 model), as a yardstick from the same run")
 
 
 def _data(args: argparse.Namespace):

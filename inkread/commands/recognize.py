@@ -29,10 +29,11 @@ def add_model_options(p: argparse.ArgumentParser, lm: bool = True) -> None:
     add_backend_option(p)
 
 
-def add_backend_option(p: argparse.ArgumentParser) -> None:
+def add_backend_option(p: argparse.ArgumentParser, note: str = "") -> None:
+    """--backend; ``note`` is added to its help (what the command does with it beyond the default)."""
     from ..onnx_engine import BACKENDS
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="engine of the network: onnx (ONNX Runtime), torch, or auto (onnx when installed)")
+                   help="engine of the network: onnx (ONNX Runtime), torch, or auto (onnx when installed)" + note)
 
 
 def load_recognizer(args: argparse.Namespace):
@@ -50,7 +51,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="fmt", metavar="FMT", help="read every file as this format")
     p.add_argument("--nbest", type=whole(1), default=1, metavar="K", help="print the K best texts")
     p.add_argument("--json", action="store_true", help="one JSON object per file: text (its lines joined by "
-                   "newlines) and per line the n-best, character frames and page points, timings")
+                   "newlines) and per line the n-best, character frames and page points, timings; for a file that "
+                   "cannot be read, file and error")
     p.add_argument("--one-line", action="store_true",
                    help="read each file as one line of text (by default a page is split into its lines, "
                         "as the app splits it, and each line is printed on its own)")
@@ -58,20 +60,38 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Each readable file's text in order; each bad file one error line on stderr (and with --json an
+    object naming the file and the error, so that every file has its line); status 2 if any failed."""
+    from ..errors import InkreadError
     from ..formats import read_ink
     from ..lines import Line
-    inks = [read_ink(f, args.fmt) for f in args.files]  # fail on a bad file before loading the model
-    rec = load_recognizer(args)
+    inks = []
+    for f in args.files:
+        try:
+            inks.append(read_ink(f, args.fmt))
+        except InkreadError as exc:
+            inks.append(exc)
+    # no model is loaded when no file could be read: the bad files' errors are all there is to say
+    rec = load_recognizer(args) if any(not isinstance(i, InkreadError) for i in inks) else None
+    failed = 0
     for path, ink in zip(args.files, inks):
-        if args.one_line:
-            res = rec.recognize(ink, nbest=args.nbest, lm=not args.no_lm)
-            lines = [] if ink.is_empty else [(Line(tuple(range(len(ink.strokes))), np.arange(ink.num_points)), res)]
-        else:
-            lines = rec.recognize_page(ink, nbest=args.nbest, lm=not args.no_lm)
+        try:
+            if isinstance(ink, InkreadError):
+                raise ink
+            if args.one_line:
+                res = rec.recognize(ink, nbest=args.nbest, lm=not args.no_lm)
+                lines = [] if ink.is_empty else [(Line(tuple(range(len(ink.strokes))), np.arange(ink.num_points)),
+                                                  res)]
+            else:
+                lines = rec.recognize_page(ink, nbest=args.nbest, lm=not args.no_lm)
+        except InkreadError as exc:
+            failed += 1
+            _report_failure(args, path, exc)
+            continue
         if args.json:
             print(json.dumps(_page_json(path, lines), ensure_ascii=False))
         elif not lines:
-            print(f"{path}\t(no points)")
+            print(f"{path}\t(no points)" if len(args.files) > 1 else "(no points)")
         elif args.nbest > 1:
             for k, (_, res) in enumerate(lines):
                 print(path if len(lines) == 1 else f"{path} (line {k + 1} of {len(lines)})")
@@ -80,7 +100,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             for _, res in lines:
                 print(f"{path}\t{res.text}" if len(args.files) > 1 else res.text)
-    return 0
+    return 2 if failed else 0
+
+
+def _report_failure(args: argparse.Namespace, path: str, exc: Exception) -> None:
+    """One error line on stderr naming the file and the place, as the CLI prints a fatal one."""
+    import sys
+
+    from .data import reason
+    message = str(exc) if str(exc).startswith(path) else f"{path}: {exc}"
+    if args.json:
+        print(json.dumps({"file": path, "error": reason(path, message)}, ensure_ascii=False))
+    sys.stdout.flush()  # the error after the files before it, on a terminal as well
+    print(f"inkread {args.command}: error: {message}", file=sys.stderr)
 
 
 def _page_json(path: str, lines: list) -> dict:
