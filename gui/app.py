@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
+
+if TYPE_CHECKING:
+    from .mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,15 @@ def binding_problem() -> Optional[str]:
     return None
 
 
+def begin(window: "MainWindow", file: Optional[str] = None) -> None:
+    """What the app does once its window shows: offer to recover the page a crash left, then open
+    ``file``. Recovery comes first also when a file is named: opening it would discard the autosave
+    (a recovered page is unsaved, so opening the file asks first whether to save it)."""
+    window.offer_recovery()
+    if file:
+        window.open_file(file)
+
+
 def run(file: Optional[str] = None, model: Optional[str] = None,
         qt_args: Optional[Sequence[str]] = None) -> int:
     """Start the app and run its event loop; returns the exit status."""
@@ -46,10 +58,7 @@ def run(file: Optional[str] = None, model: Optional[str] = None,
     if problem:
         log.warning("%s", problem)
         QMessageBox.warning(window, "Qt binding", problem)
-    if file:
-        QTimer.singleShot(0, lambda: window.open_file(file))
-    else:
-        QTimer.singleShot(0, window.offer_recovery)
+    QTimer.singleShot(0, lambda: begin(window, file))
     return int(app.exec())
 
 

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
 TYPED_LINES = "typed_lines"  # the saved page's metadata key for typed line texts
+AUTOSAVED_FROM = "autosaved_from"  # the autosave's metadata key for the file the page was opened from
 SAVE_FILTERS = {"Native ink (*.json)": ".json", "InkML (*.inkml)": ".inkml"}
 EXPORT_FILTERS = {"PNG image (*.png)": ".png", "SVG image (*.svg)": ".svg"}
 
@@ -74,11 +75,13 @@ class MainWindow(QMainWindow):
         self.corrections: dict[tuple, str] = {}  # typed text per line (its strokes' ids)
         self.text_changed = False  # a line's text was typed or chosen since the page was saved or opened
         self.heat_request: Optional[tuple] = None
+        self._model_choice: Optional[str] = None  # a model asked for, kept in the settings once it loads
+        self._model_name = ""  # the model in use (its path, or "default model")
         self.setWindowTitle("inkread")
         self.setAcceptDrops(True)
         self._build_widgets()
         self.controller = RecognitionController(lambda: self.canvas.doc, self)
-        self.autosaver = Autosaver(self.ink_to_save, autosave_dir, parent=self)
+        self.autosaver = Autosaver(self._ink_to_autosave, autosave_dir, parent=self)
         self.tuner = FineTuner(self)
         self.models_dir = (autosave_dir or default_dir()) / "models"  # where fine-tuned models go
         self._build_actions()
@@ -293,6 +296,7 @@ class MainWindow(QMainWindow):
         return [str(v) for v in (value or [])]
 
     def _add_recent(self, path: Path) -> None:
+        path = Path(path).absolute()  # a relative name means nothing once started from elsewhere
         items = [str(path)] + [p for p in self.recent_files() if p != str(path)]
         self.settings.setValue("files/recent", items[:MAX_RECENT])
         self.settings.setValue("files/lastDir", str(path.parent))
@@ -313,7 +317,9 @@ class MainWindow(QMainWindow):
         self.controller.load_model(path)
 
     def set_model_path(self, path: Optional[str]) -> None:
-        self.settings.setValue("model/path", path or "")
+        """Use ``path`` (None: the default model) from now on. The choice is remembered once the
+        model has loaded; one that fails to load leaves the model in use, and the setting, as they were."""
+        self._model_choice = path or ""
         self.load_model(path)
 
     def choose_model(self) -> None:
@@ -372,11 +378,20 @@ class MainWindow(QMainWindow):
         self.show_error("Cannot fine-tune", message)
 
     def _model_loaded(self, label: str) -> None:
+        if self._model_choice is not None:
+            self.settings.setValue("model/path", self._model_choice)
+            self._model_choice = None
+        self._model_name = label
         self.model_label.setText(f"Model: {label}")
         self.results.text.placeholder = "Write on the canvas; the text appears here."
         self.results.text.update()
 
     def _model_failed(self, message: str) -> None:
+        chosen, self._model_choice = self._model_choice, None
+        if chosen is not None and self.controller.recognizer is not None:  # keep the working model
+            self.model_label.setText(f"Model: {self._model_name}")
+            self.show_error("Cannot use this model", f"{message}; still using {self._model_name}")
+            return
         self.model_label.setText(f"No model: {message}")
         self.results.text.placeholder = ("No recognition model is loaded, so no text. You can "
                                          "still write, open and save ink. Choose a model with "
@@ -389,6 +404,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- changes
     def _doc_changed(self) -> None:
+        self.saliency.set_status(self.saliency.HINT)  # an explanation shown was of other ink
         self.heat_request = None
         self.controller.schedule()
         if self.unsaved():
@@ -540,6 +556,7 @@ class MainWindow(QMainWindow):
     def clear_heat(self) -> None:
         self.heat_request = None
         self.canvas.set_heat(None)
+        self.saliency.set_status(self.saliency.HINT)
 
     def _method_changed(self, method: str) -> None:
         self.settings.setValue("saliency/method", method)
@@ -591,7 +608,7 @@ class MainWindow(QMainWindow):
             path = self.ask_open_path("Open ink", open_filter())
             if not path:
                 return False
-        path = Path(path)
+        path = Path(path).absolute()
         try:
             ink = read_ink(path)
             doc = InkDocument()
@@ -623,6 +640,13 @@ class MainWindow(QMainWindow):
         if typed:
             meta[TYPED_LINES] = typed
         return ink.replace(metadata=meta)
+
+    def _ink_to_autosave(self) -> Ink:
+        """:meth:`ink_to_save`, plus the file the page came from, so that a recovered page saves there."""
+        ink = self.ink_to_save()
+        if self.path is None:
+            return ink
+        return ink.replace(metadata={**ink.metadata, AUTOSAVED_FROM: str(self.path)})
 
     def _restore_typed(self, doc: InkDocument) -> None:
         """Typed line texts saved with the page (see :meth:`ink_to_save`), as corrections again;
@@ -760,10 +784,13 @@ class MainWindow(QMainWindow):
         if not self.ask_recover(ink):
             self.autosaver.discard()
             return False
+        src = ink.metadata.get(AUTOSAVED_FROM)
+        ink = ink.replace(metadata={k: v for k, v in ink.metadata.items() if k != AUTOSAVED_FROM})
+        path = Path(src) if isinstance(src, str) and Path(src).suffix.lower() in SAVE_FILTERS.values() else None
         doc = InkDocument()
         doc.load(ink)
         doc.saved_revision = -1  # recovered ink is unsaved
-        self._set_document(doc, None)
+        self._set_document(doc, path)
         self._update_state()
         self._status(f"Recovered {len(doc)} strokes from the last session")
         return True

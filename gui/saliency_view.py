@@ -39,6 +39,8 @@ class SaliencyPanel(QWidget):
     methodChanged = Signal(str)
     clearRequested = Signal()
     exportRequested = Signal()
+    #: the status while no character is explained
+    HINT = "Click a recognised character in the text, or right-click it on the canvas, to see which ink drove it."
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -47,8 +49,7 @@ class SaliencyPanel(QWidget):
             self.method.addItem(label, key)
         self.method.currentIndexChanged.connect(
             lambda _: self.methodChanged.emit(self.method.currentData()))
-        self.status = QLabel("Click a recognised character in the text, or right-click it on the "
-                             "canvas, to see which ink drove it.", self)
+        self.status = QLabel(self.HINT, self)
         self.status.setWordWrap(True)
         self.clear_button = QPushButton("Clear heat", self)
         self.clear_button.clicked.connect(self.clearRequested)

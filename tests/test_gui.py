@@ -21,7 +21,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # no
 from PySide6.QtGui import QDropEvent, QKeySequence  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from inkread.formats import write_ink  # noqa: E402
+from inkread.formats import read_ink, write_ink  # noqa: E402
 from inkread.gui import explain  # noqa: E402
 from inkread.gui.mainwindow import MainWindow  # noqa: E402
 from inkread.ink import Ink, Stroke  # noqa: E402
@@ -579,7 +579,7 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
     empty.mkdir()
     w.ask_folder = lambda title: str(empty)
     assert w.fine_tune()
-    qtbot.waitUntil(lambda: bool(w.errors), timeout=30000)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=120000)
     assert "no line to fine-tune on" in w.errors[0] and w.settings.value("model/path") == str(base)
     assert w.act_finetune.text() == "&Fine-tune on my writing..."
     lines = write_native_dir(tmp_path / "mine")
@@ -588,19 +588,20 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
     assert w.act_finetune.text() == "Stop &fine-tuning" and "fine-tuning" in w.busy_label.text()
     draw(w.canvas, squiggle(40, 90))  # the canvas stays live meanwhile
     qtbot.waitUntil(lambda: not w.tuner.running and "now using" in w.statusBar().currentMessage(),
-                    timeout=60000)
+                    timeout=180000)
     assert "Fine-tuned on 6 lines" in w.statusBar().currentMessage() and len(w.errors) == 1
     assert len(w.infos) == 1 and "Greedy errors on them" in w.infos[0] and "Fewer than" not in w.infos[0]
-    path = Path(w.settings.value("model/path"))
-    assert path.parent == w.models_dir and path.name.startswith("mine-")
+    qtbot.waitUntil(lambda: w.model_label.text().startswith("Model: ") and "mine-" in w.model_label.text(),
+                    timeout=120000)  # now the model in use
+    path = Path(w.settings.value("model/path"))  # remembered once it loaded
+    assert path.parent == w.models_dir and path.name.startswith("mine-") and path.name in w.model_label.text()
     assert load(path).meta["fine_tune"]["from"] == str(base.resolve())
-    qtbot.waitUntil(lambda: path.name in w.model_label.text(), timeout=30000)  # now the model in use
-    assert w.act_finetune.text() == "&Fine-tune on my writing..." and w.busy_label.text() == ""
+    assert w.act_finetune.text() == "&Fine-tune on my writing..." and "fine-tun" not in w.busy_label.text()
     assert len(w.canvas.doc) == 1
     assert w.fine_tune()  # again, with the fine-tuned model in use: it starts from base.pt again
-    qtbot.waitUntil(lambda: len(w.infos) == 2, timeout=60000)
+    qtbot.waitUntil(lambda: len(w.infos) == 2, timeout=180000)
     assert w.infos[1].startswith("Fine-tuned base.pt on 6 lines") and "stopped" not in w.infos[1]
-    assert Path(w.settings.value("model/path")) != path
+    qtbot.waitUntil(lambda: Path(w.settings.value("model/path")) != path, timeout=120000)
     from inkread import finetune as ft
     real = ft.fine_tune  # a fine-tune long enough to stop by hand
     monkeypatch.setattr(ft, "fine_tune", lambda *a, **k: real(*a, **{**k, "epochs": 100000}))
@@ -609,10 +610,10 @@ def test_fine_tune_trains_on_saved_lines_in_the_background_and_switches_to_the_r
         import re
         m = re.search(r"step (\d+) of", w.busy_label.text())
         return int(m.group(1)) if m else 0
-    qtbot.waitUntil(lambda: steps_shown() >= 3, timeout=30000)
+    qtbot.waitUntil(lambda: steps_shown() >= 3, timeout=120000)
     assert w.act_finetune.text() == "Stop &fine-tuning"
     assert not w.fine_tune()  # the same action stops it; the model so far is kept and used
-    qtbot.waitUntil(lambda: len(w.infos) == 3, timeout=30000)
+    qtbot.waitUntil(lambda: len(w.infos) == 3, timeout=120000)
     assert "(stopped after" in w.infos[2] and w.act_finetune.text() == "&Fine-tune on my writing..."
 
 
@@ -780,6 +781,7 @@ def test_settings_remember_model_and_recent(make_window, tmp_path):
     w = make_window()
     w.controller.load_model = lambda path: None  # no real loading here
     w.set_model_path(str(tmp_path / "m.pt"))
+    w.controller.modelLoaded.emit(str(tmp_path / "m.pt"))  # kept once it loads
     path = tmp_path / "a.json"
     write_ink(Ink([Stroke([0, 1], [0, 1], [0, 0.1])]), path)
     w.open_file(path)
@@ -882,3 +884,57 @@ def test_cli_rejects_missing_model(capsys, tmp_path):
     assert main(["gui", "--model", str(tmp_path / "nope.pt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.pt" in err and "Traceback" not in err
+
+
+def test_a_model_that_fails_to_load_leaves_the_model_in_use_and_the_setting(make_window, tmp_path):
+    w = make_window(recognizer=FakeRecognizer())
+    rec = w.controller.recognizer
+    w.settings.setValue("model/path", "")
+    w.controller.load_model = lambda path: w.controller.modelFailed.emit(f"{path}: damaged or cut short")
+    w.set_model_path(str(tmp_path / "bad.pt"))
+    assert w.controller.recognizer is rec and w.model_label.text() == "Model: fake"
+    assert w.settings.value("model/path") == "" and "bad.pt: damaged" in w.errors[-1]
+    assert "still using fake" in w.errors[-1]
+
+
+def test_starting_with_a_file_offers_the_crashed_page_first(qtbot, make_window, tmp_path):
+    from inkread.gui.app import begin
+    auto = tmp_path / "auto"
+    path = tmp_path / "page.json"
+    write_ink(Ink([Stroke([0, 10, 20], [0, 5, 0], [0, 0.01, 0.02])]), path)
+    w = make_window(autosave=auto)
+    w.open_file(path)
+    draw(w.canvas, squiggle(40, 90))
+    assert w.autosaver.save_now() and (auto / "autosave.json").is_file()
+    # a crash; the next start names the file
+    w2 = make_window(autosave=auto)
+    asked = []
+    w2.ask_recover = lambda ink: asked.append(len(ink)) or False
+    begin(w2, str(path))
+    assert asked == [2] and w2.path == path and len(w2.canvas.doc) == 1
+    # accepted, the recovered page keeps the file it came from, so Save writes there
+    w.autosaver.save_now()
+    w3 = make_window(autosave=auto)
+    w3.ask_recover = lambda ink: True
+    assert w3.offer_recovery() and w3.path == path and len(w3.canvas.doc) == 2
+    assert "autosaved_from" not in w3.ink_to_save().metadata
+    assert w3.save() and len(read_ink(path).strokes) == 2
+
+
+def test_recent_files_are_absolute(make_window, tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    write_ink(Ink([Stroke([0, 1], [0, 1], [0, 0.1])]), tmp_path / "sub" / "a.json")
+    monkeypatch.chdir(tmp_path / "sub")
+    w = make_window()
+    assert w.open_file("a.json")
+    assert w.recent_files()[0] == str(tmp_path / "sub" / "a.json") and w.path == tmp_path / "sub" / "a.json"
+
+
+def test_an_explanation_is_not_left_beside_other_ink(qtbot, make_window):
+    w = make_window(recognizer=FakeRecognizer())
+    w.saliency.set_status("Gradient for 'a': brighter, thicker ink drove this character more.")
+    draw(w.canvas, squiggle(40, 90))
+    assert w.saliency.status.text() == w.saliency.HINT
+    w.saliency.set_status("Gradient for 'a': ...")
+    w.clear_heat()
+    assert w.saliency.status.text() == w.saliency.HINT
