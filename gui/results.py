@@ -31,9 +31,11 @@ class TextView(QWidget):
 
     Signals:
         charClicked(int, int): (line, index in the line's text).
+        lineClicked(int): a line's row was clicked beside its characters.
     """
 
     charClicked = Signal(int, int)
+    lineClicked = Signal(int)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -97,6 +99,10 @@ class TextView(QWidget):
         hit = self.char_at(ev.position())
         if hit is not None:
             self.charClicked.emit(*hit)
+            return
+        row = int((ev.position().y() - 6) // self._row_height())
+        if 0 <= row < len(self.lines):  # beside the text of a row (after its end, between letters)
+            self.lineClicked.emit(row)
 
     def paintEvent(self, ev: QPaintEvent) -> None:
         painter = QPainter(self)
@@ -160,6 +166,7 @@ class ResultPanel(QWidget):
         layout.addWidget(self.nbest, 1)
         layout.addWidget(self.timing)
         self.text.charClicked.connect(self._char_clicked)
+        self.text.lineClicked.connect(self.show_line)
 
     def set_result(self, result: Optional[PageResult]) -> None:
         self.result = result

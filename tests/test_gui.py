@@ -938,3 +938,16 @@ def test_an_explanation_is_not_left_beside_other_ink(qtbot, make_window):
     w.saliency.set_status("Gradient for 'a': ...")
     w.clear_heat()
     assert w.saliency.status.text() == w.saliency.HINT
+
+
+def test_clicking_beside_a_rows_text_makes_it_the_current_line(qtbot, make_window):
+    w = make_window(recognizer=FakeRecognizer())
+    draw(w.canvas, squiggle(40, 90))
+    draw(w.canvas, squiggle(90, 90))
+    draw(w.canvas, squiggle(40, 210, 6))  # the next guide line
+    wait_text(qtbot, w, "ab\na")
+    w.results.show_line(0)
+    view = w.results.text
+    beside = view.char_rect(1, 0).adjusted(0, 0, 200, 0).center().toPoint()  # right of line 2's "a"
+    QTest.mouseClick(view, Qt.LeftButton, Qt.NoModifier, beside)
+    assert w.results.current_line == 1 and w.canvas.selected is None
