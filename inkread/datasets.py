@@ -140,7 +140,7 @@ def _load_native(path: str, sel: Optional[str], spec: str) -> Dataset:
         try:
             ink = read_ink(f, "native")
         except InkreadError as exc:
-            ds.skipped.append((str(f), str(exc)))
+            ds.skipped.append((str(f), exc.detail))
             continue
         if not ink.text:
             ds.skipped.append((str(f), "no text label"))
@@ -160,7 +160,7 @@ def _load_inkml(path: str, sel: Optional[str], spec: str) -> Dataset:
         try:
             units = inkml.read_units(f, sel or "outer")
         except InkreadError as exc:
-            ds.skipped.append((str(f), str(exc)))
+            ds.skipped.append((str(f), exc.detail))
             continue
         if not units:
             ds.skipped.append((str(f), "no labelled unit"))

@@ -30,6 +30,11 @@ class InkreadError(Exception):
         parts = [p for p in (self.path, self.where) if p]
         return ": ".join(parts + [self.message])
 
+    @property
+    def detail(self) -> str:
+        """The place and the message without the file, for lists that name each file already."""
+        return ": ".join(p for p in (self.where, self.message) if p)
+
 
 class InkError(InkreadError):
     """Ink that is not valid (NaN/inf coordinates, mismatched arrays, ...)."""

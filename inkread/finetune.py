@@ -81,8 +81,8 @@ class FineTuneResult:
 
 
 def _named(name: str, why: str) -> str:
-    """``name: why``, unless the reason already begins with the name (a file error does)."""
-    return why if why.startswith(str(name)) else f"{name}: {why}"
+    """``name: why`` (a dataset's reasons leave the file out: :attr:`InkreadError.detail`)."""
+    return f"{name}: {why}"
 
 
 def user_lines(specs: Sequence[str | Dataset]) -> Dataset:

@@ -35,22 +35,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"load time:   {secs:.2f} s")
     print(f"skipped:     {len(ds.skipped)}")
     for ident, why in ds.skipped[:args.show_skipped]:
-        print(f"  {ident}: {reason(ident, why)}")
+        print(f"  {ident}: {why}")
     if len(ds.skipped) > args.show_skipped:
         print(f"  ... and {len(ds.skipped) - args.show_skipped} more")
     return 0
 
 
-def reason(ident: str, why: str) -> str:
-    """Why ``ident`` was skipped, without its name in front (a file's error begins with the file)."""
-    prefix = f"{ident}: "
-    return why[len(prefix):] if why.startswith(prefix) else why
-
-
 def report_skipped(skipped, warn, limit: int = 10) -> None:
     """``warn('skipped NAME: REASON')`` for each of the first ``limit`` skipped items, then '... and N more'."""
     for ident, why in skipped[:limit]:
-        warn(f"skipped {ident}: {reason(ident, why)}")
+        warn(f"skipped {ident}: {why}")
     if len(skipped) > limit:
         warn(f"... and {len(skipped) - limit} more skipped")
 

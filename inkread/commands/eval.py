@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .argtypes import number, whole
-from .data import reason, report_skipped
+from .data import report_skipped
 from .recognize import add_model_options, load_recognizer
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.errors)  # before the evaluation, not after it
     ds = load_spec(args.data)
     if len(ds) == 0:
-        named = "; ".join(f"{k}: {reason(k, v)}" for k, v in ds.skipped[:3])
+        named = "; ".join(f"{k}: {v}" for k, v in ds.skipped[:3])
         more = " ..." if len(ds.skipped) > 3 else ""
         raise DataSpecError(f"no labelled samples ({len(ds.skipped)} skipped{': ' * bool(named)}{named}{more})",
                             args.data)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         write_errors(args.errors, ev.rows)
     report_skipped(ds.skipped, log.warning)  # each named, after the scoring's progress bar
     out = dict(ev.to_dict(), data=args.data, skipped=len(ds.skipped),
-               skipped_items=[{"name": k, "reason": reason(k, v)} for k, v in ds.skipped],
+               skipped_items=[{"name": k, "reason": v} for k, v in ds.skipped],
                perturbation={"drop_time": args.drop_time, "rate": args.rate, "scale": args.scale,
                              "grid": args.grid})
     if args.json:

@@ -107,10 +107,11 @@ def _report_failure(args: argparse.Namespace, path: str, exc: Exception) -> None
     """One error line on stderr naming the file and the place, as the CLI prints a fatal one."""
     import sys
 
-    from .data import reason
-    message = str(exc) if str(exc).startswith(path) else f"{path}: {exc}"
+    from ..errors import InkreadError
+    detail = exc.detail if isinstance(exc, InkreadError) and exc.path == str(path) else str(exc)
+    message = f"{path}: {detail}"
     if args.json:
-        print(json.dumps({"file": path, "error": reason(path, message)}, ensure_ascii=False))
+        print(json.dumps({"file": path, "error": detail}, ensure_ascii=False))
     sys.stdout.flush()  # the error after the files before it, on a terminal as well
     print(f"inkread {args.command}: error: {message}", file=sys.stderr)
 
